@@ -1,0 +1,324 @@
+//! [`FrameArena`]: one thread's frame memory for one `SmartAlloc`.
+//!
+//! Bump allocation *downwards* through a list of chunks (the first small, each new one twice
+//! the last, up to the configured maximum). The fast path is a subtract, a mask and a compare
+//! against `limit`; everything else (next chunk, new chunk, budget) is out of line.
+//!
+//! * `end_frame` only closes the frame: its memory stays readable.
+//! * `begin_frame` recycles: if no counted handle is alive anywhere in the arena (the usual
+//!   case) it rewinds to the first chunk in O(1), whatever was allocated; otherwise the chunks
+//!   still pointed into are detached (quarantined, freed by their last handle) and the rest
+//!   rewound.
+//! * The frame budget is folded into `limit`: when the budget would end inside the current
+//!   chunk, `limit` is raised to that point, so the fast path needs no extra check.
+//! * `frame_scope` marks the bump position and rewinds to it on exit, unless something outside
+//!   the scope allocated in between.
+
+use super::chunk::{ArenaStats, FrameChunk, HEADER};
+use crate::error::{AllocError, Budget};
+use crate::identity;
+use crate::shared::Shared;
+use crate::stats::Kind;
+use core::cell::{Cell, RefCell};
+use core::ptr::{self, NonNull};
+use std::alloc::Layout;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+pub(crate) struct FrameArena {
+    /// Next allocation ends at or below this address.
+    ptr: Cell<*mut u8>,
+    /// Allocations may not start below this address (chunk data start or budget floor).
+    limit: Cell<*mut u8>,
+    /// The chunk `ptr` is in.
+    cur: Cell<Option<NonNull<FrameChunk>>>,
+    /// Index of `cur` in `chunks`.
+    cur_index: Cell<usize>,
+    chunks: RefCell<Vec<NonNull<FrameChunk>>>,
+    /// Bytes handed out this frame in chunks before the current segment.
+    used_before: Cell<usize>,
+    /// `ptr` when the current segment (chunk) started.
+    seg_start: Cell<*mut u8>,
+    /// Allocations made through this arena so far (scope rewinds check it).
+    seq: Cell<u64>,
+    frame_open: Cell<bool>,
+    open_scopes: Cell<usize>,
+    next_chunk: Cell<usize>,
+    stats: Rc<ArenaStats>,
+    max_chunk: usize,
+    budget: Option<usize>,
+}
+
+/// Where a scope started.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark {
+    ptr: *mut u8,
+    limit: *mut u8,
+    cur: Option<NonNull<FrameChunk>>,
+    cur_index: usize,
+    used_before: usize,
+    seg_start: *mut u8,
+    seq: u64,
+}
+
+impl FrameArena {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        let cfg = &shared.config;
+        Self {
+            ptr: Cell::new(ptr::null_mut()),
+            limit: Cell::new(ptr::null_mut()),
+            cur: Cell::new(None),
+            cur_index: Cell::new(0),
+            chunks: RefCell::new(Vec::new()),
+            used_before: Cell::new(0),
+            seg_start: Cell::new(ptr::null_mut()),
+            seq: Cell::new(0),
+            frame_open: Cell::new(false),
+            open_scopes: Cell::new(0),
+            next_chunk: Cell::new(cfg.frame_chunk_bytes),
+            stats: Rc::new(ArenaStats { reg: shared.register(Kind::Frame), live_handles: Cell::new(0) }),
+            max_chunk: cfg.frame_chunk_max_bytes,
+            budget: cfg.max_frame_bytes,
+        }
+    }
+
+    /// Bump-down fast path: `None` if the current segment cannot hold `layout`.
+    #[inline(always)]
+    pub(crate) fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let ptr = self.ptr.get();
+        let addr = ptr as usize;
+        let new = addr.checked_sub(layout.size())? & !(layout.align() - 1);
+        if new < self.limit.get() as usize {
+            return None;
+        }
+        // Derive from `ptr` to keep its provenance; `new <= addr` and both are in the chunk.
+        let p = ptr.wrapping_sub(addr - new);
+        self.ptr.set(p);
+        // SAFETY: `new >= limit > 0`.
+        Some(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    /// Allocates `layout` (any size, zero included) for a counted handle: returns the block and
+    /// the chunk it is in, with the handle already counted there.
+    #[inline]
+    pub(crate) fn alloc_counted(&self, layout: Layout) -> Result<(NonNull<u8>, Option<NonNull<FrameChunk>>), AllocError> {
+        if layout.size() == 0 {
+            return Ok((dangling(layout), None));
+        }
+        let p = match self.bump(layout) {
+            Some(p) => p,
+            None => self.alloc_slow(layout)?,
+        };
+        let chunk = self.cur.get().expect("an allocation was made in a chunk");
+        // SAFETY: the current chunk is owned by this arena and live.
+        unsafe { chunk.as_ref() }.retain();
+        self.note_alloc(layout.size());
+        Ok((p, Some(chunk)))
+    }
+
+    /// Allocates `layout` for a scope (no handle counting).
+    #[inline]
+    pub(crate) fn alloc_uncounted(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        let p = match self.bump(layout) {
+            Some(p) => p,
+            None => self.alloc_slow(layout)?,
+        };
+        self.note_alloc(layout.size());
+        Ok(p)
+    }
+
+    #[inline(always)]
+    fn note_alloc(&self, size: usize) {
+        self.seq.set(self.seq.get() + 1);
+        self.stats.reg.counters().own_alloc(size);
+    }
+
+    /// Uncounts `bytes` of scope allocations that died with their scope.
+    pub(crate) fn note_scope_free(&self, bytes: usize) {
+        if bytes != 0 {
+            self.stats.reg.counters().own_free(bytes);
+        }
+    }
+
+    fn used_now(&self) -> usize {
+        self.used_before.get() + (self.seg_start.get() as usize - self.ptr.get() as usize)
+    }
+
+    /// The current segment cannot serve `layout`: check the budget, then use the rest of the
+    /// current chunk, the next chunk in the list, or a new one.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let cap = self.budget.unwrap_or(usize::MAX);
+        let used = if self.cur.get().is_some() { self.used_now() } else { self.used_before.get() };
+        let over = |needed: usize| AllocError::budget(Budget::Frame, cap, used, needed, identity::current());
+        if used.saturating_add(layout.size()) > cap {
+            return Err(over(layout.size()));
+        }
+        loop {
+            if let Some(chunk) = self.cur.get() {
+                let start = FrameChunk::data_start(chunk) as usize;
+                let addr = self.ptr.get() as usize;
+                if let Some(new) = addr.checked_sub(layout.size()).map(|a| a & !(layout.align() - 1)) {
+                    if new >= start {
+                        if used + (addr - new) > cap {
+                            return Err(over(addr - new));
+                        }
+                        self.limit.set(FrameChunk::data_start(chunk));
+                        let p = self.bump(layout).expect("fits the chunk");
+                        self.apply_budget_floor();
+                        return Ok(p);
+                    }
+                }
+            }
+            self.next_segment(layout)?;
+        }
+    }
+
+    /// Raises `limit` to where the frame budget ends, if that is inside the current chunk.
+    fn apply_budget_floor(&self) {
+        let (Some(cap), Some(chunk)) = (self.budget, self.cur.get()) else { return };
+        let remaining = cap.saturating_sub(self.used_now());
+        let start = FrameChunk::data_start(chunk) as usize;
+        let addr = self.ptr.get() as usize;
+        if addr - start > remaining {
+            self.limit.set(self.ptr.get().wrapping_sub(remaining));
+        }
+    }
+
+    /// Moves to the next chunk of the list, or a new chunk that can hold `layout`.
+    fn next_segment(&self, layout: Layout) -> Result<(), AllocError> {
+        let used = if self.cur.get().is_some() { self.used_now() } else { self.used_before.get() };
+        let mut chunks = self.chunks.borrow_mut();
+        let next = if self.cur.get().is_some() { self.cur_index.get() + 1 } else { 0 };
+        let needed = HEADER + layout.size() + layout.align();
+        // Reuse a chunk already in the list if it is big enough; skip small ones.
+        let mut idx = next;
+        while idx < chunks.len() {
+            // SAFETY: chunks in the list are live.
+            if unsafe { chunks[idx].as_ref() }.size() >= needed {
+                break;
+            }
+            idx += 1;
+        }
+        if idx == chunks.len() {
+            let size = self.next_chunk.get().max(needed.next_power_of_two());
+            let shared = self.stats.reg.shared();
+            shared.charge(size, identity::current())?;
+            let Some(c) = FrameChunk::create(size, &self.stats) else {
+                shared.uncharge(size);
+                return Err(AllocError::out_of_memory(size));
+            };
+            self.stats.reg.counters().held.fetch_add(size as u64, Relaxed);
+            self.next_chunk.set((self.next_chunk.get() * 2).min(self.max_chunk));
+            chunks.push(c);
+        }
+        let chunk = chunks[idx];
+        drop(chunks);
+        self.cur.set(Some(chunk));
+        self.cur_index.set(idx);
+        self.ptr.set(FrameChunk::end(chunk));
+        self.limit.set(FrameChunk::data_start(chunk));
+        self.used_before.set(used);
+        self.seg_start.set(self.ptr.get());
+        Ok(())
+    }
+
+    /// Opens a frame: recycles everything the last one allocated.
+    pub(crate) fn begin_frame(&self) {
+        if self.open_scopes.get() != 0 {
+            misuse("begin_frame() inside frame_scope(): the scope's allocations would be recycled while borrowed");
+        }
+        if self.frame_open.get() {
+            misuse("begin_frame() called twice on this thread without end_frame() in between");
+        }
+        if self.stats.live_handles.get() != 0 {
+            self.quarantine_live_chunks();
+        }
+        self.rewind_to_start();
+        self.frame_open.set(true);
+    }
+
+    /// Closes the frame; its memory stays readable until the next `begin_frame`.
+    pub(crate) fn end_frame(&self) {
+        if !self.frame_open.get() {
+            misuse("end_frame() called with no open frame on this thread (call begin_frame() first)");
+        }
+        self.frame_open.set(false);
+    }
+
+    /// Detaches every chunk some handle still points into.
+    #[cold]
+    fn quarantine_live_chunks(&self) {
+        let mut chunks = self.chunks.borrow_mut();
+        chunks.retain(|&c| {
+            // SAFETY: chunks in the list are live.
+            if unsafe { c.as_ref() }.live() == 0 {
+                true
+            } else {
+                // SAFETY: removed from the list right here (retain drops it).
+                unsafe { FrameChunk::detach(c) };
+                false
+            }
+        });
+    }
+
+    fn rewind_to_start(&self) {
+        self.cur.set(None);
+        self.cur_index.set(0);
+        self.ptr.set(ptr::null_mut());
+        self.limit.set(ptr::null_mut());
+        self.used_before.set(0);
+        self.seg_start.set(ptr::null_mut());
+    }
+
+    pub(crate) fn mark(&self) -> Mark {
+        self.open_scopes.set(self.open_scopes.get() + 1);
+        Mark {
+            ptr: self.ptr.get(),
+            limit: self.limit.get(),
+            cur: self.cur.get(),
+            cur_index: self.cur_index.get(),
+            used_before: self.used_before.get(),
+            seg_start: self.seg_start.get(),
+            seq: self.seq.get(),
+        }
+    }
+
+    /// Ends a scope that made `own` allocations since `mark`: rewinds if nothing else did.
+    pub(crate) fn end_scope(&self, mark: Mark, own: u64) {
+        self.open_scopes.set(self.open_scopes.get() - 1);
+        if self.seq.get() != mark.seq + own {
+            return;
+        }
+        self.ptr.set(mark.ptr);
+        self.limit.set(mark.limit);
+        self.cur.set(mark.cur);
+        self.cur_index.set(mark.cur_index);
+        self.used_before.set(mark.used_before);
+        self.seg_start.set(mark.seg_start);
+    }
+}
+
+impl Drop for FrameArena {
+    fn drop(&mut self) {
+        for c in self.chunks.get_mut().drain(..) {
+            // SAFETY: removed from the list; detach frees it or leaves it to its handles.
+            unsafe { FrameChunk::detach(c) };
+        }
+    }
+}
+
+fn dangling(layout: Layout) -> NonNull<u8> {
+    NonNull::new(layout.align() as *mut u8).expect("alignment is non-zero")
+}
+
+#[cold]
+#[track_caller]
+fn misuse(msg: &str) -> ! {
+    panic!("framealloc: {msg}")
+}

@@ -1,0 +1,145 @@
+//! [`FrameScope`]: frame allocation whose handles borrow the scope, so the compiler proves
+//! none survives it, and nothing is counted at run time.
+
+use super::arena::FrameArena;
+use super::boxed::NotSend;
+use crate::error::{fail, AllocError};
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use std::alloc::Layout;
+
+/// Frame allocation for the length of one [`SmartAlloc::frame_scope`](crate::SmartAlloc::frame_scope)
+/// call. On exit the scope's memory is reused at once (unless other frame allocations were
+/// made in between, in which case it waits for the next `begin_frame`).
+///
+/// Handles cannot leave the closure:
+///
+/// ```compile_fail
+/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// let mut out = None;
+/// alloc.frame_scope(|f| out = Some(f.alloc(5u32)));
+/// ```
+pub struct FrameScope<'s> {
+    arena: &'s FrameArena,
+    allocations: Cell<u64>,
+    bytes: Cell<usize>,
+    _not_send: NotSend,
+}
+
+impl<'s> FrameScope<'s> {
+    pub(crate) fn new(arena: &'s FrameArena) -> Self {
+        Self { arena, allocations: Cell::new(0), bytes: Cell::new(0), _not_send: PhantomData }
+    }
+
+    #[inline(always)]
+    fn raw(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let p = self.arena.alloc_uncounted(layout)?;
+        self.allocations.set(self.allocations.get() + 1);
+        self.bytes.set(self.bytes.get() + layout.size());
+        Ok(p)
+    }
+
+    /// Moves `value` into the frame, or returns the error (dropping `value`).
+    #[inline]
+    pub fn try_alloc<T>(&self, value: T) -> Result<ScopedBox<'_, T>, AllocError> {
+        let p = self.raw(Layout::new::<T>())?.cast::<T>();
+        // SAFETY: fresh block for a `T` (or dangling and aligned for a zero-sized `T`).
+        unsafe { p.as_ptr().write(value) };
+        Ok(ScopedBox { ptr: p, _marker: PhantomData })
+    }
+
+    /// Moves `value` into the frame. Panics if the frame budget is exceeded.
+    #[inline]
+    #[track_caller]
+    pub fn alloc<T>(&self, value: T) -> ScopedBox<'_, T> {
+        match self.try_alloc(value) {
+            Ok(b) => b,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Copies `src` into the frame. `T: Copy` has no destructor, so a plain reference suffices.
+    #[track_caller]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        let layout = match Layout::array::<T>(src.len()) {
+            Ok(l) => l,
+            Err(_) => fail(AllocError::capacity_overflow()),
+        };
+        let p = match self.raw(layout) {
+            Ok(p) => p.cast::<T>(),
+            Err(e) => fail(e),
+        };
+        // SAFETY: fresh block for `src.len()` elements, not overlapping `src`; borrowed from
+        // `self` for its life, and never handed out twice.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+        }
+    }
+
+    pub(crate) fn finish(self) -> (u64, usize) {
+        (self.allocations.get(), self.bytes.get())
+    }
+}
+
+impl fmt::Debug for FrameScope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameScope").field("allocations", &self.allocations.get()).finish()
+    }
+}
+
+/// A value in a [`FrameScope`]; dropped when the handle drops, and cannot outlive the scope.
+pub struct ScopedBox<'s, T> {
+    ptr: NonNull<T>,
+    _marker: PhantomData<(&'s (), T, NotSend)>,
+}
+
+impl<T> Drop for ScopedBox<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: we own the initialised value; dropped once.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
+    }
+}
+
+impl<T> Deref for ScopedBox<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: initialised and owned by us.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> DerefMut for ScopedBox<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: initialised and owned by us, borrowed mutably through `&mut self`.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ScopedBox<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Runs `f` with a scope on `arena`, rewinding on exit (also on panic).
+pub(crate) fn run<R>(arena: &FrameArena, f: impl FnOnce(&FrameScope<'_>) -> R) -> R {
+    struct End<'a> {
+        arena: &'a FrameArena,
+        mark: super::arena::Mark,
+        scope: Option<FrameScope<'a>>,
+    }
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            let (allocations, bytes) = self.scope.take().expect("scope present").finish();
+            self.arena.note_scope_free(bytes);
+            self.arena.end_scope(self.mark, allocations);
+        }
+    }
+    let mark = arena.mark();
+    let end = End { arena, mark, scope: Some(FrameScope::new(arena)) };
+    f(end.scope.as_ref().expect("scope present"))
+}

@@ -1,0 +1,331 @@
+//! [`HeapCore`]: one task heap (or per-thread pool), shared by its owner and everyone else.
+//!
+//! # Protocol
+//!
+//! * `owner` is the identity (see [`crate::identity`]) allowed to touch `local`, the plain
+//!   [`LocalState`], without synchronisation. Every entry point compares the caller's current
+//!   identity with `owner`; equal means no one else can be in `local` now.
+//! * Anyone else allocates from `foreign` (a second arena behind a mutex) and frees onto
+//!   `remote` (a lock-free list the owner drains when a size class runs dry). All chunks of
+//!   both arenas belong to the heap, so a block may be freed into either arena's lists.
+//! * Large or over-aligned requests go straight to the system allocator with their layout.
+//! * Handles that can outlive the owner (`PoolBox`, `PoolVec`) are counted in [`EscapeRefs`]:
+//!   by the owner in `local.handles`, by others atomically.
+//! * [`HeapCore::release_owner`] ends ownership: `owner` becomes [`NOBODY`], the owner's count
+//!   is folded in, and the heap is freed at once if nothing escaped, else by whoever drops the
+//!   last escaped handle. Its caller must exclude every other use of the owner identity on
+//!   this heap: executors release a task's heaps with `&mut TaskContext`, `TaskAlloc` on drop
+//!   (no `TaskBox` can outlive it), a thread's pool on that thread.
+
+use super::blocks::BlockArena;
+use super::class::{class_of, BLOCK_ALIGN, CLASS_SIZE};
+use crate::chunk;
+use crate::error::{AllocError, Budget};
+use crate::guard::Scope;
+use crate::identity::{self, NOBODY};
+use crate::remote::{EscapeRefs, RemoteBlock, RemoteFreeList};
+use crate::shared::{Registration, Shared};
+use crate::stats::{Counters, Kind};
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+use parking_lot::Mutex;
+use std::alloc::Layout;
+use std::sync::Arc;
+
+/// What only the owner touches.
+pub(crate) struct LocalState {
+    pub(crate) arena: BlockArena,
+    /// Escapable handles the owner made minus those it dropped.
+    handles: isize,
+    /// Open `AsyncPoolGuard` scopes of this heap, innermost last.
+    pub(crate) scopes: Vec<Arc<Scope>>,
+}
+
+pub(crate) struct HeapCore {
+    owner: AtomicU64,
+    local: UnsafeCell<LocalState>,
+    foreign: Mutex<BlockArena>,
+    remote: RemoteFreeList,
+    refs: EscapeRefs,
+    reg: Registration,
+    chunk_size: usize,
+    max_small: usize,
+    budget: Option<usize>,
+}
+
+// SAFETY: `local` is touched only by the current owner identity (one thread at a time, with
+// happens-before between successive owners' threads, see `crate::identity`) or by
+// `release_owner`/`destroy`, whose callers exclude the owner. Everything else is atomics or a
+// mutex.
+unsafe impl Sync for HeapCore {}
+// SAFETY: as above; the heap has no affinity to the thread that created it.
+unsafe impl Send for HeapCore {}
+
+impl HeapCore {
+    /// A new heap of `kind` owned by `owner` ([`NOBODY`] for a heap used only under its lock).
+    pub(crate) fn create(shared: &Arc<Shared>, kind: Kind, owner: u64) -> NonNull<HeapCore> {
+        let cfg = &shared.config;
+        let heap = Box::new(HeapCore {
+            owner: AtomicU64::new(owner),
+            local: UnsafeCell::new(LocalState { arena: BlockArena::new(), handles: 0, scopes: Vec::new() }),
+            foreign: Mutex::new(BlockArena::new()),
+            remote: RemoteFreeList::new(),
+            refs: EscapeRefs::new(),
+            reg: shared.register(kind),
+            chunk_size: cfg.task_chunk_bytes,
+            max_small: (cfg.task_chunk_bytes / 4).min(super::class::MAX_CLASS_SIZE),
+            budget: cfg.max_task_heap_bytes,
+        });
+        NonNull::from(Box::leak(heap))
+    }
+
+    #[inline]
+    pub(crate) fn counters(&self) -> &Counters {
+        self.reg.counters()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        self.reg.shared()
+    }
+
+    /// `true` if the caller is the owner now.
+    #[inline]
+    pub(crate) fn is_owner(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == identity::current()
+    }
+
+    /// The owner's plain state.
+    ///
+    /// # Safety
+    /// The caller is the owner ([`is_owner`](Self::is_owner)) or excludes it, and holds no
+    /// other reference from this method.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn local(&self) -> &mut LocalState {
+        // SAFETY: exclusive per the caller's contract.
+        unsafe { &mut *self.local.get() }
+    }
+
+    #[inline]
+    fn is_small(&self, layout: Layout) -> bool {
+        layout.size() <= self.max_small && layout.align() <= BLOCK_ALIGN
+    }
+
+    /// Allocates `layout` (non-zero size) for whoever is calling.
+    #[inline]
+    pub(crate) fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.is_owner() {
+            // SAFETY: we are the owner.
+            unsafe { self.allocate_owned(layout) }
+        } else {
+            self.allocate_foreign(layout)
+        }
+    }
+
+    /// Owner fast path.
+    ///
+    /// # Safety
+    /// The caller is the owner or excludes it (as for [`local`](Self::local)).
+    #[inline]
+    pub(crate) unsafe fn allocate_owned(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        debug_assert!(layout.size() > 0);
+        if !self.is_small(layout) {
+            return self.allocate_large(layout, true);
+        }
+        let class = class_of(layout.size());
+        // SAFETY: owner, per the caller.
+        let local = unsafe { self.local() };
+        let p = match local.arena.alloc(class) {
+            Some(p) => p,
+            None => self.refill(&mut local.arena, class)?,
+        };
+        self.counters().own_alloc(layout.size());
+        Ok(p)
+    }
+
+    #[cold]
+    fn allocate_foreign(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if !self.is_small(layout) {
+            return self.allocate_large(layout, false);
+        }
+        let class = class_of(layout.size());
+        let mut arena = self.foreign.lock();
+        let p = match arena.alloc(class) {
+            Some(p) => p,
+            None => self.refill(&mut arena, class)?,
+        };
+        drop(arena);
+        self.counters().other_alloc(layout.size());
+        Ok(p)
+    }
+
+    /// `arena` has no block of `class`: take the remote frees, else a new chunk.
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, arena: &mut BlockArena, class: usize) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: blocks on our remote list are unused blocks of our chunks.
+        unsafe { arena.absorb(self.remote.take_all()) };
+        if arena.has_free(class) {
+            return Ok(arena.alloc(class).expect("a free block was just absorbed"));
+        }
+        let size = self.chunk_size;
+        self.charge(size, CLASS_SIZE[class])?;
+        let Some(chunk) = chunk::acquire(size) else {
+            self.uncharge(size);
+            return Err(AllocError::out_of_memory(size));
+        };
+        // SAFETY: a fresh chunk of `size` bytes, now the arena's.
+        unsafe { arena.add_chunk(chunk, size) };
+        Ok(arena.alloc(class).expect("a fresh chunk holds any small class"))
+    }
+
+    /// Checks the heap and total budgets for `bytes` more held memory and takes them.
+    fn charge(&self, bytes: usize, requested: usize) -> Result<(), AllocError> {
+        let held = &self.counters().held;
+        let before = held.fetch_add(bytes as u64, Ordering::Relaxed);
+        if let Some(cap) = self.budget {
+            if before + bytes as u64 > cap as u64 {
+                held.fetch_sub(bytes as u64, Ordering::Relaxed);
+                return Err(AllocError::budget(Budget::TaskHeap, cap, before as usize, requested, self.blame()));
+            }
+        }
+        if let Err(e) = self.shared().charge(bytes, self.blame()) {
+            held.fetch_sub(bytes as u64, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn uncharge(&self, bytes: usize) {
+        self.counters().held.fetch_sub(bytes as u64, Ordering::Relaxed);
+        self.shared().uncharge(bytes);
+    }
+
+    /// Identity to name in an error: the owner, else the caller.
+    fn blame(&self) -> u64 {
+        match self.owner.load(Ordering::Relaxed) {
+            NOBODY => identity::current(),
+            o => o,
+        }
+    }
+
+    #[cold]
+    fn allocate_large(&self, layout: Layout, owner: bool) -> Result<NonNull<u8>, AllocError> {
+        self.charge(layout.size(), layout.size())?;
+        // SAFETY: non-zero size (callers handle zero-sized values without allocating).
+        let Some(p) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
+            self.uncharge(layout.size());
+            return Err(AllocError::out_of_memory(layout.size()));
+        };
+        if owner {
+            self.counters().own_alloc(layout.size());
+        } else {
+            self.counters().other_alloc(layout.size());
+        }
+        Ok(p)
+    }
+
+    /// Frees a block from [`allocate`](Self::allocate), for whoever is calling.
+    ///
+    /// # Safety
+    /// `ptr` came from this heap's `allocate*` with the same `layout`, and is not used again.
+    #[inline]
+    pub(crate) unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let owner = self.is_owner();
+        if !self.is_small(layout) {
+            // SAFETY: large blocks come from the system allocator with this layout.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+            self.uncharge(layout.size());
+            if owner {
+                self.counters().own_free(layout.size());
+            } else {
+                self.counters().other_free(layout.size());
+            }
+            return;
+        }
+        let class = class_of(layout.size());
+        if owner {
+            // SAFETY: we are the owner; the block is ours and unused (caller).
+            unsafe { self.local().arena.free(ptr, class) };
+            self.counters().own_free(layout.size());
+        } else {
+            // SAFETY: the block is unused and at least 16 bytes, 16-aligned (small class).
+            unsafe { self.remote.push(ptr.as_ptr().cast::<RemoteBlock>(), class) };
+            self.counters().other_free(layout.size());
+        }
+    }
+
+    /// Counts a new escapable handle (`PoolBox`, `PoolVec`).
+    #[inline]
+    pub(crate) fn retain_handle(&self) {
+        if self.is_owner() {
+            // SAFETY: we are the owner.
+            unsafe { self.local().handles += 1 };
+        } else {
+            self.refs.retain_remote();
+        }
+    }
+
+    /// Uncounts an escapable handle; frees the heap if it was the last thing keeping it.
+    ///
+    /// # Safety
+    /// `this` is a live heap and the caller held one counted handle, now gone.
+    #[inline]
+    pub(crate) unsafe fn release_handle(this: NonNull<HeapCore>) {
+        // SAFETY: live heap per the caller.
+        let heap = unsafe { this.as_ref() };
+        if heap.is_owner() {
+            // SAFETY: we are the owner.
+            unsafe { heap.local().handles -= 1 };
+        } else if heap.refs.release_remote() {
+            // SAFETY: the count reached zero: the owner is gone and so is every handle.
+            unsafe { Self::destroy(this) };
+        }
+    }
+
+    /// Ends ownership; frees the heap now unless escaped handles keep it.
+    ///
+    /// # Safety
+    /// `this` is live, ownership has not been released yet, and no use of the owner identity
+    /// on this heap can run concurrently with this call or after it (see the module docs).
+    pub(crate) unsafe fn release_owner(this: NonNull<HeapCore>) {
+        // SAFETY: live heap per the caller.
+        let heap = unsafe { this.as_ref() };
+        // SAFETY: the caller excludes the owner.
+        let local = unsafe { heap.local() };
+        let handles = local.handles;
+        local.scopes.clear();
+        heap.owner.store(NOBODY, Ordering::Release);
+        if heap.refs.release_owner(handles) {
+            // SAFETY: nothing refers to the heap any more.
+            unsafe { Self::destroy(this) };
+        } else {
+            let chunks = local.arena.chunk_count() + heap.foreign.lock().chunk_count();
+            heap.counters().quarantined.store(chunks as u64, Ordering::Relaxed);
+            heap.shared().retained_heaps.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Frees every chunk and the heap itself.
+    ///
+    /// # Safety
+    /// Nothing refers to the heap or any of its blocks any more.
+    unsafe fn destroy(this: NonNull<HeapCore>) {
+        // SAFETY: exclusive per the caller; the box came from `create`.
+        let mut heap = unsafe { Box::from_raw(this.as_ptr()) };
+        let size = heap.chunk_size;
+        let chunks = heap.local.get_mut().arena.chunk_count() + heap.foreign.get_mut().chunk_count();
+        if heap.counters().quarantined.load(Ordering::Relaxed) > 0 {
+            heap.counters().quarantined.store(0, Ordering::Relaxed);
+            heap.shared().retained_heaps.fetch_sub(1, Ordering::Relaxed);
+        }
+        // SAFETY: no block is in use (caller).
+        unsafe {
+            heap.local.get_mut().arena.release_chunks(size);
+            heap.foreign.get_mut().release_chunks(size);
+        }
+        heap.uncharge(chunks * size);
+        // Dropping the box unregisters the counters (folding them into the totals).
+    }
+}

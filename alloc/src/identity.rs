@@ -1,0 +1,265 @@
+//! Who is running: the *identity* that owns a heap's fast path.
+//!
+//! A heap's plain (non-atomic) state may be touched only by its owner. The owner is an
+//! identity, a `u64` that is current on at most one thread at any moment:
+//!
+//! * a task of an executor, while that executor polls it inside [`TaskContext::enter`]
+//!   (`&mut TaskContext` makes two concurrent entries impossible, and entry is closure-scoped
+//!   so it cannot be leaked past its borrow);
+//! * else the task an external source reports (tokio's `task::try_id()`, registered by
+//!   `framealloc-tokio` through [`set_external_identity_source`], whose contract is the same);
+//! * else the thread itself.
+//!
+//! The three kinds live in disjoint ranges (top two bits), and every id is used once, so an
+//! identity equal to a heap's owner means "the owner is running here, and nowhere else". A
+//! task that migrates between threads keeps its identity; the executor's hand-off between
+//! threads is the happens-before edge that makes the plain state safe to touch again.
+//!
+//! The same context answers "is a task being polled?" for FA701.
+
+use crate::heap::TaskSlot;
+use core::cell::Cell;
+use core::num::NonZeroU64;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+const KIND_SHIFT: u32 = 62;
+const ID_MASK: u64 = (1 << KIND_SHIFT) - 1;
+const KIND_TASK: u64 = 1 << KIND_SHIFT;
+const KIND_EXTERNAL: u64 = 2 << KIND_SHIFT;
+const KIND_THREAD: u64 = 3 << KIND_SHIFT;
+
+/// Identity of nobody: a released heap has this owner, so every caller takes the slow path.
+pub(crate) const NOBODY: u64 = 0;
+
+static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+
+struct Context {
+    /// Identity of the task being polled on this thread by [`TaskContext::enter`], or 0.
+    task: Cell<u64>,
+    /// Heap slot of that task (valid while `task != 0`).
+    slot: Cell<*const TaskSlot>,
+    /// This thread's identity, assigned on first use.
+    thread: Cell<u64>,
+}
+
+thread_local! {
+    static CONTEXT: Context = const {
+        Context { task: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) }
+    };
+}
+
+type Source = fn() -> Option<NonZeroU64>;
+static EXTERNAL: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Registers the external identity source (tokio's task id). Only the first registration
+/// takes effect; later ones return `false` and change nothing, so identities from two
+/// sources can never be mixed.
+///
+/// # Safety
+/// While `source` returns `Some(id)` on a thread, no other thread may be returning the same
+/// `id` at the same time, an `id` is never handed to a different task later, and everything a
+/// task did on one thread happens-before what it does under the same `id` on another. Tokio's
+/// `task::try_id()` has these properties: ids come from a global counter, and a task is polled
+/// (and its future and output dropped) by one thread at a time under its scheduler's
+/// synchronisation.
+pub unsafe fn set_external_identity_source(source: Source) -> bool {
+    EXTERNAL
+        .compare_exchange(core::ptr::null_mut(), source as *mut (), Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+#[inline]
+fn external() -> Option<u64> {
+    let f = EXTERNAL.load(Ordering::Acquire);
+    if f.is_null() {
+        return None;
+    }
+    // SAFETY: the only non-null value ever stored is a `Source` fn pointer (see above).
+    let f: Source = unsafe { core::mem::transmute::<*mut (), Source>(f) };
+    f().map(|id| KIND_EXTERNAL | (id.get() & ID_MASK))
+}
+
+#[cold]
+fn assign_thread_identity(c: &Context) -> u64 {
+    let id = KIND_THREAD | (NEXT_THREAD.fetch_add(1, Ordering::Relaxed) & ID_MASK);
+    c.thread.set(id);
+    id
+}
+
+/// The identity of whoever is running on this thread now. Never [`NOBODY`].
+#[inline]
+pub(crate) fn current() -> u64 {
+    CONTEXT
+        .try_with(|c| {
+            let t = c.task.get();
+            if t != 0 {
+                return t;
+            }
+            if let Some(e) = external() {
+                return e;
+            }
+            thread_of(c)
+        })
+        // During thread teardown: an identity nobody owns, so every heap takes its slow path.
+        .unwrap_or(KIND_THREAD | ID_MASK)
+}
+
+#[inline]
+fn thread_of(c: &Context) -> u64 {
+    let id = c.thread.get();
+    if id != 0 {
+        id
+    } else {
+        assign_thread_identity(c)
+    }
+}
+
+/// This thread's own identity (even while a task is polled on it).
+#[inline]
+pub(crate) fn current_thread() -> u64 {
+    CONTEXT.try_with(thread_of).unwrap_or(KIND_THREAD | ID_MASK)
+}
+
+/// `true` while a task of any executor is being polled on this thread (FA701).
+#[inline]
+pub(crate) fn in_task() -> bool {
+    CONTEXT.try_with(|c| c.task.get() != 0).unwrap_or(false) || external().is_some()
+}
+
+/// Calls `f` with the heap slot of the task being polled by [`TaskContext::enter`], if any.
+#[inline]
+pub(crate) fn with_slot<R>(f: impl FnOnce(Option<&TaskSlot>) -> R) -> R {
+    let p = CONTEXT.try_with(|c| c.slot.get()).unwrap_or(core::ptr::null());
+    // SAFETY: `enter` stores a pointer to its `&mut TaskContext`'s slot and restores the
+    // previous value before that borrow ends. We are inside that `enter` call on this thread
+    // (the pointer is non-null only then), and `f` returns before `enter` can, so the slot
+    // outlives the reference.
+    f(unsafe { p.as_ref() })
+}
+
+/// Human-readable owner id for error messages: `Some(task number)` for tasks.
+pub(crate) fn describe(identity: u64) -> String {
+    let id = identity & ID_MASK;
+    match identity & !ID_MASK {
+        KIND_TASK => format!("task {id}"),
+        KIND_EXTERNAL => format!("tokio task {id}"),
+        KIND_THREAD => format!("thread #{id} (no task)"),
+        _ => "nobody".to_string(),
+    }
+}
+
+/// `true` if `identity` names a task (ours or external), not a bare thread.
+pub(crate) fn is_task(identity: u64) -> bool {
+    matches!(identity & !ID_MASK, KIND_TASK | KIND_EXTERNAL)
+}
+
+/// What an executor keeps per task so that framealloc knows which task runs: its identity
+/// and its lazily created per-[`SmartAlloc`](crate::SmartAlloc) heaps for `pool_*` calls.
+///
+/// Executors create one per task, wrap every poll in [`enter`](Self::enter), and drop it (or
+/// call [`release`](Self::release)) when the task completes, is cancelled or panics: the heaps
+/// go back at once; allocations that escaped the task keep their heap alive until they drop.
+pub struct TaskContext {
+    identity: u64,
+    slot: TaskSlot,
+}
+
+impl TaskContext {
+    /// A context with a fresh identity and no heap (a heap costs nothing until first used).
+    pub fn new() -> Self {
+        let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed) & ID_MASK;
+        Self { identity: KIND_TASK | id, slot: TaskSlot::new(KIND_TASK | id) }
+    }
+
+    /// The task's number, as shown in error messages.
+    pub fn id(&self) -> u64 {
+        self.identity & ID_MASK
+    }
+
+    /// Runs `f` (a poll, or dropping the task's future) as this task: `pool_*` calls use the
+    /// task's heap, frees of its memory take the fast path, and `frame_*` calls panic (FA701).
+    /// Nested entries restore the outer task on return, also on panic.
+    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Restore(u64, *const TaskSlot);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let _ = CONTEXT.try_with(|c| {
+                    c.task.set(self.0);
+                    c.slot.set(self.1);
+                });
+            }
+        }
+        let slot: *const TaskSlot = &self.slot;
+        let prev = CONTEXT
+            .try_with(|c| (c.task.replace(self.identity), c.slot.replace(slot)))
+            .unwrap_or((0, core::ptr::null()));
+        let _restore = Restore(prev.0, prev.1);
+        f()
+    }
+
+    /// Returns the task's heaps now (also done on drop). Allocations that escaped keep their
+    /// heap alive until they drop; everything else goes back to the chunk cache.
+    pub fn release(&mut self) {
+        self.slot.release();
+    }
+
+    /// Bytes of the task's heaps' live allocations (all `SmartAlloc`s).
+    pub fn live_bytes(&self) -> u64 {
+        self.slot.live_bytes()
+    }
+}
+
+impl Default for TaskContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TaskContext").field("id", &self.id()).finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_differ_by_kind_and_thread() {
+        let here = current();
+        assert_eq!(here, current_thread());
+        assert!(!is_task(here));
+        let other = std::thread::spawn(current).join().unwrap();
+        assert_ne!(here, other);
+    }
+
+    #[test]
+    fn enter_sets_and_restores_task_identity() {
+        let mut a = TaskContext::new();
+        let mut b = TaskContext::new();
+        let outer = current();
+        assert!(!in_task());
+        let (ia, ib, ia2) = a.enter(|| {
+            let ia = current();
+            let ib = b.enter(current);
+            (ia, ib, current())
+        });
+        assert!(is_task(ia) && is_task(ib));
+        assert_ne!(ia, ib);
+        assert_eq!(ia, ia2, "nested enter restores the outer task");
+        assert_eq!(current(), outer);
+        assert!(!in_task());
+    }
+
+    #[test]
+    fn enter_restores_on_panic() {
+        let mut a = TaskContext::new();
+        let outer = current();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.enter(|| panic!("boom"))));
+        assert!(r.is_err());
+        assert_eq!(current(), outer);
+        assert!(!in_task());
+    }
+}

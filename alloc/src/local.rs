@@ -1,0 +1,126 @@
+//! Per-thread state of each `SmartAlloc`: the thread's frame arena and its pool heap.
+//!
+//! Entries live in a thread-local list; a one-entry cache (`LAST`) makes the common case (one
+//! `SmartAlloc` used repeatedly on a thread) a compare and a load. Entries whose `SmartAlloc` is
+//! gone are dropped the next time the list is searched, and all of them at thread exit.
+
+use crate::frame::arena::FrameArena;
+use crate::guard::Target;
+use crate::heap::HeapCore;
+use crate::identity::{self, NOBODY};
+use crate::shared::Shared;
+use crate::smart::AllocHandle;
+use crate::stats::Kind;
+use core::cell::{Cell, RefCell};
+use core::ptr::{self, NonNull};
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+
+pub(crate) struct ThreadEntry {
+    id: u64,
+    alive: Weak<AllocHandle>,
+    pub(crate) frame: Rc<FrameArena>,
+    pool: Cell<Option<NonNull<HeapCore>>>,
+}
+
+impl Drop for ThreadEntry {
+    fn drop(&mut self) {
+        if let Some(h) = self.pool.take() {
+            // SAFETY: the pool heap's owner is this thread's identity; we are on this thread,
+            // outside any use of it, and release it once.
+            unsafe { HeapCore::release_owner(h) };
+        }
+    }
+}
+
+struct Entries(Vec<Box<ThreadEntry>>);
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        let _ = LAST.try_with(|l| l.set((0, ptr::null())));
+        self.0.clear();
+    }
+}
+
+thread_local! {
+    static ENTRIES: RefCell<Entries> = const { RefCell::new(Entries(Vec::new())) };
+    static LAST: Cell<(u64, *const ThreadEntry)> = const { Cell::new((0, ptr::null())) };
+}
+
+/// Calls `f` with this thread's entry for `handle`, or with `None` during thread teardown.
+#[inline]
+pub(crate) fn with_entry<R>(handle: &Arc<AllocHandle>, f: impl FnOnce(Option<&ThreadEntry>) -> R) -> R {
+    let (id, p) = LAST.try_with(|l| l.get()).unwrap_or((0, ptr::null()));
+    if id == handle.id && !p.is_null() {
+        // SAFETY: `LAST` points to a boxed entry of `ENTRIES`; entries are removed only when
+        // their `SmartAlloc` is gone (not the case: `handle` is alive) or at teardown, which
+        // clears `LAST` first.
+        return f(Some(unsafe { &*p }));
+    }
+    with_entry_slow(handle, f)
+}
+
+#[cold]
+fn with_entry_slow<R>(handle: &Arc<AllocHandle>, f: impl FnOnce(Option<&ThreadEntry>) -> R) -> R {
+    let found = ENTRIES.try_with(|e| {
+        let mut e = e.borrow_mut();
+        // Drop entries of dead `SmartAlloc`s, outside the borrow (their drop may allocate).
+        // Moving the boxes does not move the entries, so pointers to live ones stay valid.
+        let (live, dead): (Vec<_>, Vec<_>) = core::mem::take(&mut e.0).into_iter().partition(|x| x.alive.strong_count() > 0);
+        e.0 = live;
+        let p: *const ThreadEntry = match e.0.iter().find(|x| x.id == handle.id) {
+            Some(x) => &**x,
+            None => {
+                e.0.push(Box::new(ThreadEntry {
+                    id: handle.id,
+                    alive: Arc::downgrade(handle),
+                    frame: Rc::new(FrameArena::new(&handle.shared)),
+                    pool: Cell::new(None),
+                }));
+                &**e.0.last().expect("just pushed")
+            }
+        };
+        drop(e);
+        let _ = LAST.try_with(|l| l.set((handle.id, p)));
+        drop(dead);
+        p
+    });
+    match found {
+        // SAFETY: just found or inserted, boxed, and kept while `handle` lives.
+        Ok(p) => f(Some(unsafe { &*p })),
+        Err(_) => f(None),
+    }
+}
+
+/// This thread's pool heap for `handle`, with one handle counted.
+pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> Target {
+    with_entry(handle, |entry| match entry {
+        Some(e) => {
+            let heap = match e.pool.get() {
+                Some(h) => h,
+                None => {
+                    let h = HeapCore::create(&handle.shared, Kind::Pool, identity::current_thread());
+                    e.pool.set(Some(h));
+                    h
+                }
+            };
+            // SAFETY: the entry keeps its pool heap alive.
+            unsafe { heap.as_ref() }.retain_handle();
+            Target { heap, scope: None }
+        }
+        None => teardown_heap(&handle.shared),
+    })
+}
+
+/// During thread teardown: a heap with no owner, kept alive only by the handle made from it.
+#[cold]
+fn teardown_heap(shared: &Arc<Shared>) -> Target {
+    let heap = HeapCore::create(shared, Kind::Pool, NOBODY);
+    // SAFETY: fresh heap; it has no owner identity, so releasing ownership right after
+    // counting our handle is exclusive and leaves the handle as its only reference.
+    unsafe {
+        heap.as_ref().retain_handle();
+        HeapCore::release_owner(heap);
+    }
+    Target { heap, scope: None }
+}

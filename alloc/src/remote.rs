@@ -1,0 +1,163 @@
+//! The two lock-free protocols a heap shares with other threads.
+//!
+//! A heap's fast path is plain code run by its *owner* (see [`crate::identity`]). Every other
+//! thread that frees memory of the heap, or drops a handle that keeps it alive, goes through
+//! the two structures here, and only these:
+//!
+//! * [`RemoteFreeList`]: a Treiber stack of freed blocks. Any thread pushes (CAS loop); the
+//!   owner takes the whole list at once with a `swap` and reuses the blocks. There is no pop of
+//!   a single element, so there is no ABA problem.
+//! * [`EscapeRefs`]: how many handles (`PoolBox`, `PoolVec`) still point into the heap, plus a
+//!   large bias while the heap's owner exists. While the owner exists the owner counts its own
+//!   handles in a plain integer (no atomics on the fast path); other threads decrement the
+//!   atomic. When the owner goes away it folds its plain count into the atomic and drops the
+//!   bias. Whoever brings the atomic to zero frees the heap: the owner at release if nothing
+//!   escaped, else the thread dropping the last escaped handle.
+//!
+//! Ordering: a remote free pushes its block *before* it decrements `EscapeRefs` (`AcqRel`), and
+//! the thread that observes zero has acquired every earlier push and write, so it can free the
+//! chunks holding those blocks.
+
+use crate::sync::{AtomicIsize, AtomicPtr, Ordering};
+use core::ptr;
+
+/// A block on a remote free list. Lives inside the freed memory (every small block is at
+/// least 16 bytes and 16-aligned, so both fields fit).
+#[repr(C)]
+pub(crate) struct RemoteBlock {
+    pub(crate) next: *mut RemoteBlock,
+    pub(crate) class: usize,
+}
+
+/// Multi-producer, single-taker stack of freed blocks.
+pub(crate) struct RemoteFreeList {
+    head: AtomicPtr<RemoteBlock>,
+}
+
+impl RemoteFreeList {
+    pub(crate) fn new() -> Self {
+        Self { head: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// Pushes `block`, tagged with its size class.
+    ///
+    /// # Safety
+    /// `block` points to at least 16 writable bytes, 16-aligned, that nobody else uses until
+    /// a later [`take_all`](Self::take_all) hands them out again.
+    pub(crate) unsafe fn push(&self, block: *mut RemoteBlock, class: usize) {
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller gave us exclusive use of the block's memory.
+            unsafe { block.write(RemoteBlock { next: head, class }) };
+            match self.head.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Takes the whole list; the caller walks it through `next`.
+    pub(crate) fn take_all(&self) -> *mut RemoteBlock {
+        // Cheap check first: the owner calls this on its refill path, usually with nothing there.
+        if self.head.load(Ordering::Relaxed).is_null() {
+            return ptr::null_mut();
+        }
+        self.head.swap(ptr::null_mut(), Ordering::Acquire)
+    }
+}
+
+/// The bias added while the owner exists. Far above any real handle count, so remote
+/// decrements can never reach zero before the owner folds in its own count.
+const OWNER_BIAS: isize = 1 << (isize::BITS - 3);
+
+/// Count of escaped handles plus the owner's bias. See the module docs.
+pub(crate) struct EscapeRefs {
+    count: AtomicIsize,
+}
+
+impl EscapeRefs {
+    pub(crate) fn new() -> Self {
+        Self { count: AtomicIsize::new(OWNER_BIAS) }
+    }
+
+    /// A non-owner made a new handle.
+    pub(crate) fn retain_remote(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A non-owner dropped a handle. Returns `true` if it was the last reference of any
+    /// kind: the caller must then free the heap.
+    pub(crate) fn release_remote(&self) -> bool {
+        self.count.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// The owner goes away, holding `owner_count` handles it counted itself (may be negative
+    /// if it dropped handles that non-owners made). Returns `true` if nothing is left and the
+    /// caller must free the heap.
+    pub(crate) fn release_owner(&self, owner_count: isize) -> bool {
+        let delta = OWNER_BIAS - owner_count;
+        self.count.fetch_sub(delta, Ordering::AcqRel) == delta
+    }
+
+    /// Handles still alive after the owner released (exact when no drop is in flight).
+    #[cfg(test)]
+    pub(crate) fn escaped(&self) -> isize {
+        let n = self.count.load(Ordering::Acquire);
+        if n >= OWNER_BIAS / 2 {
+            n - OWNER_BIAS
+        } else {
+            n
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_release_with_nothing_escaped_frees() {
+        let r = EscapeRefs::new();
+        assert!(r.release_owner(0));
+    }
+
+    #[test]
+    fn last_remote_release_frees_after_owner() {
+        let r = EscapeRefs::new();
+        // Owner made 3 handles; one was dropped remotely before the owner left.
+        assert!(!r.release_remote());
+        assert!(!r.release_owner(3));
+        assert_eq!(r.escaped(), 2);
+        assert!(!r.release_remote());
+        assert!(r.release_remote());
+    }
+
+    #[test]
+    fn remote_made_handle_dropped_by_owner() {
+        let r = EscapeRefs::new();
+        r.retain_remote();
+        // The owner dropped it: its own count goes to -1.
+        assert!(r.release_owner(-1));
+    }
+
+    #[test]
+    fn take_all_returns_every_push_once() {
+        let list = RemoteFreeList::new();
+        let mut blocks = vec![[0u128; 1]; 8];
+        for (i, b) in blocks.iter_mut().enumerate() {
+            // SAFETY: each block is 16 bytes, 16-aligned and used only by the list.
+            unsafe { list.push(b.as_mut_ptr().cast(), i) };
+        }
+        let mut seen = Vec::new();
+        let mut p = list.take_all();
+        while !p.is_null() {
+            // SAFETY: every block on the list was written by push.
+            let b = unsafe { p.read() };
+            seen.push(b.class);
+            p = b.next;
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..8).collect::<Vec<_>>());
+        assert!(list.take_all().is_null());
+    }
+}

@@ -1,0 +1,265 @@
+//! [`SmartAlloc`]: the entry point for all three kinds of memory.
+
+use crate::config::AllocConfig;
+use crate::error::{fail, AllocError};
+use crate::frame::{arena::FrameArena, scope, FrameBox, FrameScope, FrameSlice, FrameVec};
+use crate::identity;
+use crate::local;
+use crate::pool::{self, PoolBox, PoolVec};
+use crate::shared::Shared;
+use crate::stats::AllocStats;
+use core::fmt;
+use core::ptr::NonNull;
+use std::alloc::Layout;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// What `SmartAlloc` clones point to. Per-thread entries hold it weakly, so they are dropped
+/// once every clone is gone.
+pub(crate) struct AllocHandle {
+    pub(crate) id: u64,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Frame, task and pool memory with one configuration and one set of statistics.
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`. Every method takes `&self`.
+///
+/// * **Frame**: [`frame_box`](Self::frame_box), [`frame_vec`](Self::frame_vec),
+///   [`frame_slice`](Self::frame_slice), [`frame_scope`](Self::frame_scope) bump-allocate in the
+///   calling thread's arena, recycled all at once by the next [`begin_frame`](Self::begin_frame).
+///   Calling them while a task is polled panics with `FA701` (use `TaskAlloc`).
+/// * **Task**: [`TaskAlloc`](crate::TaskAlloc), and `pool_*` inside a task.
+/// * **Pool**: [`pool_box`](Self::pool_box), [`pool_vec`](Self::pool_vec) outside tasks use the
+///   calling thread's pool; the handles own their memory and may go anywhere.
+///
+/// ```
+/// use framealloc_alloc::SmartAlloc;
+/// let alloc = SmartAlloc::new(Default::default());
+/// alloc.begin_frame();
+/// let mut hits = alloc.frame_vec::<u32>();
+/// hits.extend([3, 1, 2]);
+/// let total = alloc.frame_box(hits.iter().sum::<u32>());
+/// alloc.end_frame();
+/// assert_eq!(*total, 6);           // frame data is readable until the next begin_frame
+/// let kept = alloc.pool_box(String::from("pooled"));
+/// assert_eq!(alloc.stats().pool.live_bytes, std::mem::size_of::<String>() as u64);
+/// # drop((hits, total, kept));
+/// ```
+#[derive(Clone)]
+pub struct SmartAlloc {
+    handle: Arc<AllocHandle>,
+}
+
+impl SmartAlloc {
+    /// A new allocator. Panics with a message naming the field if `config` is invalid
+    /// (see [`AllocConfig::validate`]).
+    pub fn new(config: AllocConfig) -> Self {
+        let shared = Shared::new(config);
+        Self { handle: Arc::new(AllocHandle { id: shared.id, shared }) }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The configuration it was made with.
+    pub fn config(&self) -> &AllocConfig {
+        &self.handle.shared.config
+    }
+
+    /// The calling thread's frame arena; panics with FA701 inside a task.
+    #[inline]
+    fn with_frame<R>(&self, what: &str, f: impl FnOnce(&Rc<FrameArena>) -> R) -> R {
+        if identity::in_task() {
+            fa701(what);
+        }
+        local::with_entry(&self.handle, |e| match e {
+            Some(e) => f(&e.frame),
+            None => teardown(what),
+        })
+    }
+
+    /// Opens a frame on the calling thread: every frame allocation of the previous frame is
+    /// recycled in O(1). Handles still alive keep their chunk (quarantined) until they drop.
+    ///
+    /// Panics if a frame is already open on this thread, inside [`frame_scope`](Self::frame_scope),
+    /// or (FA701) while a task is polled.
+    #[track_caller]
+    pub fn begin_frame(&self) {
+        self.with_frame("begin_frame", |a| a.begin_frame());
+        let shared = self.shared();
+        shared.frames.fetch_add(1, Relaxed);
+        shared.sample_frames();
+    }
+
+    /// Closes the calling thread's frame. Its data stays readable until the next `begin_frame`.
+    /// Panics if no frame is open on this thread, or (FA701) while a task is polled.
+    #[track_caller]
+    pub fn end_frame(&self) {
+        self.with_frame("end_frame", |a| a.end_frame());
+        self.shared().sample_frames();
+    }
+
+    /// `begin_frame` calls on this `SmartAlloc` so far (all threads).
+    pub fn frame_number(&self) -> u64 {
+        self.shared().frames.load(Relaxed)
+    }
+
+    /// Moves `value` into the current frame, or returns the error (frame or total budget).
+    #[inline]
+    pub fn try_frame_box<T>(&self, value: T) -> Result<FrameBox<'_, T>, AllocError> {
+        self.with_frame("frame_box", |a| {
+            let (p, chunk) = a.alloc_counted(Layout::new::<T>())?;
+            let p = p.cast::<T>();
+            // SAFETY: fresh block for a `T`, counted in `chunk` for the handle we return.
+            unsafe {
+                p.as_ptr().write(value);
+                Ok(FrameBox::from_raw(p, chunk))
+            }
+        })
+    }
+
+    /// Moves `value` into the current frame. Panics if a budget is exceeded.
+    #[inline]
+    #[track_caller]
+    pub fn frame_box<T>(&self, value: T) -> FrameBox<'_, T> {
+        match self.try_frame_box(value) {
+            Ok(b) => b,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// A `T::default()` in the current frame.
+    #[inline]
+    #[track_caller]
+    pub fn frame_alloc<T: Default>(&self) -> FrameBox<'_, T> {
+        self.frame_box(T::default())
+    }
+
+    /// An empty vector in the current frame; it allocates when it grows.
+    #[track_caller]
+    pub fn frame_vec<T>(&self) -> FrameVec<'_, T> {
+        self.with_frame("frame_vec", |a| FrameVec::new_in(a.clone()))
+    }
+
+    /// Clones `src` into the current frame, or returns the error.
+    pub fn try_frame_slice<T: Clone>(&self, src: &[T]) -> Result<FrameSlice<'_, T>, AllocError> {
+        let layout = Layout::array::<T>(src.len()).map_err(|_| AllocError::capacity_overflow())?;
+        self.with_frame("frame_slice", |a| {
+            let (p, chunk) = a.alloc_counted(layout)?;
+            let p: NonNull<T> = p.cast();
+            // Count initialised elements so a panicking `clone` drops exactly those, and gives
+            // the chunk count back.
+            struct Partial<T> {
+                p: NonNull<T>,
+                done: usize,
+                chunk: Option<NonNull<crate::frame::chunk::FrameChunk>>,
+                len: usize,
+            }
+            impl<T> Drop for Partial<T> {
+                fn drop(&mut self) {
+                    // SAFETY: the first `done` slots are initialised; the chunk count is ours.
+                    unsafe {
+                        core::ptr::slice_from_raw_parts_mut(self.p.as_ptr(), self.done).drop_in_place();
+                        crate::frame::boxed::release::<T>(self.chunk, self.len);
+                    }
+                }
+            }
+            let mut partial = Partial { p, done: 0, chunk, len: src.len() };
+            for v in src {
+                // SAFETY: slot `done < len` of the fresh block.
+                unsafe { p.as_ptr().add(partial.done).write(v.clone()) };
+                partial.done += 1;
+            }
+            core::mem::forget(partial);
+            // SAFETY: all `len` slots initialised; the count in `chunk` is the handle's.
+            Ok(unsafe { FrameSlice::from_raw(p, src.len(), chunk) })
+        })
+    }
+
+    /// Clones `src` into the current frame. Panics if a budget is exceeded.
+    #[track_caller]
+    pub fn frame_slice<T: Clone>(&self, src: &[T]) -> FrameSlice<'_, T> {
+        match self.try_frame_slice(src) {
+            Ok(s) => s,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Runs `f` with a [`FrameScope`]: allocation without any run-time counting whose handles
+    /// borrow the scope and so cannot leave `f`. The memory is reused as soon as `f` returns.
+    #[track_caller]
+    pub fn frame_scope<R>(&self, f: impl FnOnce(&FrameScope<'_>) -> R) -> R {
+        self.with_frame("frame_scope", |a| scope::run(a, f))
+    }
+
+    /// Moves `value` into the current task's heap (inside a task) or this thread's pool, or
+    /// returns the error.
+    #[inline]
+    pub fn try_pool_box<T>(&self, value: T) -> Result<PoolBox<T>, AllocError> {
+        PoolBox::try_new_in(&self.handle, value)
+    }
+
+    /// Moves `value` into the current task's heap (inside a task) or this thread's pool.
+    /// Panics if a budget is exceeded.
+    #[inline]
+    #[track_caller]
+    pub fn pool_box<T>(&self, value: T) -> PoolBox<T> {
+        pool::pool_box(&self.handle, value)
+    }
+
+    /// A `T::default()` from the current task's heap or this thread's pool.
+    #[inline]
+    #[track_caller]
+    pub fn pool_alloc<T: Default>(&self) -> PoolBox<T> {
+        self.pool_box(T::default())
+    }
+
+    /// An empty vector from the current task's heap or this thread's pool.
+    pub fn pool_vec<T>(&self) -> PoolVec<T> {
+        PoolVec::new_in(&self.handle)
+    }
+
+    /// A vector with room for `capacity` elements, or the error.
+    pub fn try_pool_vec_with_capacity<T>(&self, capacity: usize) -> Result<PoolVec<T>, AllocError> {
+        let mut v = self.pool_vec();
+        v.try_reserve(capacity)?;
+        Ok(v)
+    }
+
+    /// A snapshot of every kind of memory of this `SmartAlloc`, all threads and tasks.
+    pub fn stats(&self) -> AllocStats {
+        self.shared().stats()
+    }
+}
+
+impl Default for SmartAlloc {
+    fn default() -> Self {
+        Self::new(AllocConfig::default())
+    }
+}
+
+impl fmt::Debug for SmartAlloc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmartAlloc").field("id", &self.handle.id).finish_non_exhaustive()
+    }
+}
+
+/// FA701: frame memory used while a task is polled.
+#[cold]
+#[track_caller]
+fn fa701(what: &str) -> ! {
+    panic!(
+        "FA701: frame allocation in async function: `{what}` was called while a task is being polled. \
+         Frame memory is recycled at the next begin_frame and belongs to the main loop; \
+         inside tasks use TaskAlloc (task.alloc_box / task.alloc_vec) or pool_* instead."
+    )
+}
+
+#[cold]
+#[track_caller]
+fn teardown(what: &str) -> ! {
+    panic!("framealloc: `{what}` called while this thread is shutting down (its frame arena is gone)")
+}

@@ -1,0 +1,146 @@
+//! Allocation statistics: the public [`AllocStats`] and the per-container [`Counters`] it is
+//! summed from.
+//!
+//! Each frame arena and each heap has one `Counters`. Its owner updates the `own_*` fields
+//! with a relaxed load and store (a plain `mov`, no locked instruction: only one owner runs at
+//! a time, see [`crate::identity`]); anyone else updates the `other_*` fields with atomic
+//! read-modify-writes. [`SmartAlloc::stats`](crate::SmartAlloc::stats) sums both over every
+//! registered container, plus what released containers folded in.
+
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Figures for one kind of memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindStats {
+    /// Bytes of allocations alive now (requested sizes; not chunks held or cached).
+    /// Zero-sized values take no memory and are not counted.
+    pub live_bytes: u64,
+    /// Highest `live_bytes` seen: exact per arena and per heap (its peak is recorded before
+    /// every free), and for the sum over several arenas or heaps, the highest sum seen at
+    /// frame boundaries, heap releases and `stats()` calls.
+    pub high_water_bytes: u64,
+    /// Allocations made so far (not counting zero-sized values).
+    pub allocations: u64,
+}
+
+/// A snapshot of a [`SmartAlloc`](crate::SmartAlloc)'s memory. Exact once the operations it
+/// counts have returned (and, for other threads, once they are synchronised with the caller).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllocStats {
+    /// Frame arenas (all threads).
+    pub frame: KindStats,
+    /// Task heaps: `TaskAlloc`s, and `pool_*` made inside a task.
+    pub task: KindStats,
+    /// Per-thread pools: `pool_*` outside any task.
+    pub pool: KindStats,
+    /// `begin_frame` calls on this `SmartAlloc` so far.
+    pub frames: u64,
+    /// Task heaps not yet freed (including ones kept alive only by escaped allocations).
+    pub heaps_alive: u64,
+    /// Chunks kept out of reuse because a handle still points into them: frame chunks of a
+    /// past frame, and the chunks of released heaps with escaped allocations.
+    pub quarantined_chunks: u64,
+    /// Allocations that outlived the `AsyncPoolGuard` scope they were made in.
+    pub guard_escapes: u64,
+}
+
+/// Which [`KindStats`] a container counts into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Frame = 0,
+    Task = 1,
+    Pool = 2,
+}
+
+/// Live counters of one arena or heap. See the module docs for who writes what.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) kind: Kind,
+    own_live: AtomicI64,
+    own_allocs: AtomicU64,
+    other_live: AtomicI64,
+    other_allocs: AtomicU64,
+    peak: AtomicU64,
+    /// Bytes held from the system (chunks and large blocks), for budgets.
+    pub(crate) held: AtomicU64,
+    /// Chunks quarantined (frame) or retained (released heap with escapees).
+    pub(crate) quarantined: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            own_live: AtomicI64::new(0),
+            own_allocs: AtomicU64::new(0),
+            other_live: AtomicI64::new(0),
+            other_allocs: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+        }
+    }
+
+    /// Owner made an allocation of `bytes`.
+    #[inline]
+    pub(crate) fn own_alloc(&self, bytes: usize) {
+        self.own_live.store(self.own_live.load(Relaxed) + bytes as i64, Relaxed);
+        self.own_allocs.store(self.own_allocs.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Owner freed `bytes`; records the peak first (live only grows between frees).
+    #[inline]
+    pub(crate) fn own_free(&self, bytes: usize) {
+        let own = self.own_live.load(Relaxed);
+        let live = own + self.other_live.load(Relaxed);
+        if live > 0 && live as u64 > self.peak.load(Relaxed) {
+            self.peak.store(live as u64, Relaxed);
+        }
+        self.own_live.store(own - bytes as i64, Relaxed);
+    }
+
+    /// A non-owner made an allocation of `bytes`.
+    pub(crate) fn other_alloc(&self, bytes: usize) {
+        let live = self.other_live.fetch_add(bytes as i64, Relaxed) + bytes as i64 + self.own_live.load(Relaxed);
+        self.other_allocs.fetch_add(1, Relaxed);
+        self.peak.fetch_max(live.max(0) as u64, Relaxed);
+    }
+
+    /// A non-owner freed `bytes`.
+    pub(crate) fn other_free(&self, bytes: usize) {
+        self.other_live.fetch_sub(bytes as i64, Relaxed);
+    }
+
+    /// Bytes alive now.
+    pub(crate) fn live(&self) -> u64 {
+        (self.own_live.load(Relaxed) + self.other_live.load(Relaxed)).max(0) as u64
+    }
+
+    /// Allocations made so far.
+    pub(crate) fn allocations(&self) -> u64 {
+        self.own_allocs.load(Relaxed) + self.other_allocs.load(Relaxed)
+    }
+
+    /// Highest live bytes seen, including now.
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak.fetch_max(self.live(), Relaxed).max(self.live())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_allocations_and_peak() {
+        let c = Counters::new(Kind::Task);
+        c.own_alloc(100);
+        c.own_alloc(50);
+        c.own_free(100);
+        c.other_free(50);
+        c.other_alloc(10);
+        assert_eq!(c.live(), 10);
+        assert_eq!(c.allocations(), 3);
+        assert_eq!(c.peak(), 150);
+    }
+}

@@ -1,0 +1,176 @@
+//! What [`TaskVec`](crate::TaskVec) and [`PoolVec`](crate::PoolVec) share: growth through an
+//! `allocator-api2` vector over a heap, with allocation errors carried back to the caller.
+//!
+//! `allocator_api2::vec::Vec`'s infallible methods abort the process when the allocator fails;
+//! a budget must never do that. So every growing method first reserves with `try_reserve`, and
+//! the heap's `Allocator` impl leaves the real [`AllocError`] in a thread-local for it to pick
+//! up (the failure happens synchronously on this thread).
+
+use crate::error::AllocError;
+use crate::heap::HeapCore;
+use allocator_api2::alloc::Allocator;
+use core::cell::RefCell;
+use core::ptr::NonNull;
+use std::alloc::Layout;
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<AllocError>> = const { RefCell::new(None) };
+}
+
+/// Allocates for an `allocator-api2` collection, recording the error for [`take_error`].
+pub(crate) fn heap_allocate(heap: &HeapCore, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+    if layout.size() == 0 {
+        // A dangling, aligned pointer: zero-sized blocks need no memory.
+        let p = NonNull::new(layout.align() as *mut u8).expect("alignment is non-zero");
+        return Ok(NonNull::slice_from_raw_parts(p, 0));
+    }
+    match heap.allocate(layout) {
+        Ok(p) => Ok(NonNull::slice_from_raw_parts(p, layout.size())),
+        Err(e) => {
+            let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(e));
+            Err(allocator_api2::alloc::AllocError)
+        }
+    }
+}
+
+/// Frees for an `allocator-api2` collection.
+///
+/// # Safety
+/// As `Allocator::deallocate`: `ptr` came from [`heap_allocate`] on `heap` with `layout`.
+pub(crate) unsafe fn heap_deallocate(heap: &HeapCore, ptr: NonNull<u8>, layout: Layout) {
+    if layout.size() != 0 {
+        // SAFETY: per the caller.
+        unsafe { heap.deallocate(ptr, layout) }
+    }
+}
+
+/// The error of the last failed allocation on this thread.
+pub(crate) fn take_error(additional: usize, elem: usize) -> AllocError {
+    LAST_ERROR
+        .try_with(|l| l.borrow_mut().take())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| match additional.checked_mul(elem) {
+            Some(_) => AllocError::capacity_overflow(),
+            None => AllocError::capacity_overflow(),
+        })
+}
+
+/// Reserves room for `additional` more elements or returns the heap's error.
+pub(crate) fn try_reserve<T, A: Allocator>(
+    v: &mut allocator_api2::vec::Vec<T, A>,
+    additional: usize,
+) -> Result<(), AllocError> {
+    if v.capacity() - v.len() >= additional {
+        return Ok(());
+    }
+    v.try_reserve(additional).map_err(|_| take_error(additional, core::mem::size_of::<T>()))
+}
+
+/// Moves the elements into a `std` vector (the heap buffer is freed).
+pub(crate) fn into_std<T, A: Allocator>(mut v: allocator_api2::vec::Vec<T, A>) -> Vec<T> {
+    let len = v.len();
+    let mut out = Vec::with_capacity(len);
+    // SAFETY: `out` has room for `len` elements; the elements are moved bitwise and `v` forgets
+    // them (len 0) before its buffer is freed, so each is owned exactly once.
+    unsafe {
+        core::ptr::copy_nonoverlapping(v.as_ptr(), out.as_mut_ptr(), len);
+        v.set_len(0);
+        out.set_len(len);
+    }
+    out
+}
+
+/// The methods both heap vectors have. `$inner` is the field holding the
+/// `allocator_api2::vec::Vec`.
+macro_rules! heap_vec_methods {
+    ($inner:ident) => {
+        /// Appends `value`; panics with the heap's error if a budget stops the growth.
+        #[inline]
+        #[track_caller]
+        pub fn push(&mut self, value: T) {
+            if self.$inner.len() == self.$inner.capacity() {
+                if let Err(e) = crate::vec::try_reserve(&mut self.$inner, 1) {
+                    crate::error::fail(e)
+                }
+            }
+            self.$inner.push(value);
+        }
+
+        /// Appends `value`, or gives it back with the error if the vector cannot grow.
+        pub fn try_push(&mut self, value: T) -> Result<(), (T, crate::AllocError)> {
+            match crate::vec::try_reserve(&mut self.$inner, 1) {
+                Ok(()) => {
+                    self.$inner.push(value);
+                    Ok(())
+                }
+                Err(e) => Err((value, e)),
+            }
+        }
+
+        /// Makes room for `additional` more elements; panics if a budget stops it.
+        #[track_caller]
+        pub fn reserve(&mut self, additional: usize) {
+            if let Err(e) = crate::vec::try_reserve(&mut self.$inner, additional) {
+                crate::error::fail(e)
+            }
+        }
+
+        /// Makes room for `additional` more elements.
+        pub fn try_reserve(&mut self, additional: usize) -> Result<(), crate::AllocError> {
+            crate::vec::try_reserve(&mut self.$inner, additional)
+        }
+
+        /// Appends clones of every element of `other`.
+        #[track_caller]
+        pub fn extend_from_slice(&mut self, other: &[T])
+        where
+            T: Clone,
+        {
+            self.reserve(other.len());
+            self.$inner.extend_from_slice(other);
+        }
+
+        /// Removes the last element.
+        pub fn pop(&mut self) -> Option<T> {
+            self.$inner.pop()
+        }
+
+        /// Drops every element, keeping the capacity.
+        pub fn clear(&mut self) {
+            self.$inner.clear();
+        }
+
+        /// Shortens to `len` elements, dropping the rest.
+        pub fn truncate(&mut self, len: usize) {
+            self.$inner.truncate(len);
+        }
+
+        /// Number of elements.
+        pub fn len(&self) -> usize {
+            self.$inner.len()
+        }
+
+        /// `true` if there are no elements.
+        pub fn is_empty(&self) -> bool {
+            self.$inner.is_empty()
+        }
+
+        /// Elements it can hold without growing.
+        pub fn capacity(&self) -> usize {
+            self.$inner.capacity()
+        }
+
+        /// The elements as a slice.
+        pub fn as_slice(&self) -> &[T] {
+            self.$inner.as_slice()
+        }
+
+        /// The elements as a mutable slice.
+        pub fn as_mut_slice(&mut self) -> &mut [T] {
+            self.$inner.as_mut_slice()
+        }
+    };
+}
+
+pub(crate) use heap_vec_methods;
