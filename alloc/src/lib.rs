@@ -16,6 +16,7 @@
 
 mod chunk;
 mod config;
+mod defer;
 mod error;
 mod frame;
 mod guard;

@@ -94,39 +94,40 @@ impl<T> PoolBox<T> {
     /// Moves the value out, freeing its block.
     pub fn into_inner(this: Self) -> T {
         let mut this = ManuallyDrop::new(this);
-        // SAFETY: read once; `release` frees the block without dropping the value again.
+        // SAFETY: read once; the block is freed without dropping the value again, and `this`
+        // is never dropped.
         unsafe {
             let v = this.ptr.as_ptr().read();
-            this.release();
+            release::<T>(this.heap, this.ptr, this.scope.take());
             v
         }
     }
+}
 
-    /// Frees the block, uncounts the handle and the scope.
-    ///
-    /// # Safety
-    /// The value was moved out or dropped; called once.
-    unsafe fn release(&mut self) {
-        if let Some(heap) = self.heap {
-            // SAFETY: our counted handle keeps the heap alive; the block is ours.
-            unsafe {
-                heap.as_ref().deallocate(self.ptr.cast(), Layout::new::<T>());
-                HeapCore::release_handle(heap);
-            }
+/// Frees a `PoolBox`'s block, uncounts its handle and its scope.
+///
+/// # Safety
+/// The value was moved out or dropped; called once per box.
+unsafe fn release<T>(heap: Option<NonNull<HeapCore>>, ptr: NonNull<T>, scope: Option<Arc<Scope>>) {
+    if let Some(heap) = heap {
+        // SAFETY: the box's counted handle kept the heap alive; the block is the box's.
+        unsafe {
+            heap.as_ref().deallocate(ptr.cast(), Layout::new::<T>());
+            HeapCore::release_handle(heap);
         }
-        if let Some(s) = self.scope.take() {
-            s.leave();
-        }
+    }
+    if let Some(s) = scope {
+        s.leave();
     }
 }
 
 impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
-        // SAFETY: we own the initialised value; dropped once, then released once.
-        unsafe {
-            self.ptr.as_ptr().drop_in_place();
-            self.release();
-        }
+        let (heap, ptr, scope) = (self.heap, self.ptr, self.scope.take());
+        // SAFETY: runs once, after the value's drop (even if it panics).
+        let _release = crate::defer::Defer::new(move || unsafe { release::<T>(heap, ptr, scope) });
+        // SAFETY: we own the initialised value; dropped once.
+        unsafe { ptr.as_ptr().drop_in_place() };
     }
 }
 

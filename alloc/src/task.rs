@@ -177,11 +177,11 @@ unsafe fn free_block<T>(heap: &HeapCore, ptr: NonNull<T>) {
 
 impl<T> Drop for TaskBox<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: we own the initialised value and its block; each is released once.
-        unsafe {
-            self.ptr.as_ptr().drop_in_place();
-            free_block::<T>(self.heap, self.ptr);
-        }
+        let (heap, ptr) = (self.heap, self.ptr);
+        // SAFETY: we own the block; freed once, even if `T::drop` panics.
+        let _free = crate::defer::Defer::new(|| unsafe { free_block::<T>(heap, ptr) });
+        // SAFETY: we own the initialised value; dropped once.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
     }
 }
 

@@ -65,11 +65,11 @@ pub(crate) unsafe fn release<T>(chunk: Option<NonNull<FrameChunk>>, len: usize) 
 
 impl<T> Drop for FrameBox<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: we own the value (dropped once) and one count on the chunk.
-        unsafe {
-            self.ptr.as_ptr().drop_in_place();
-            release::<T>(self.chunk, 1);
-        }
+        let chunk = self.chunk;
+        // SAFETY: we own one count on the chunk, given back once, even if `T::drop` panics.
+        let _release = crate::defer::Defer::new(|| unsafe { release::<T>(chunk, 1) });
+        // SAFETY: we own the initialised value; dropped once.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
     }
 }
 
@@ -114,11 +114,11 @@ impl<'a, T> FrameSlice<'a, T> {
 
 impl<T> Drop for FrameSlice<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: we own `len` initialised values (dropped once) and one count on the chunk.
-        unsafe {
-            core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len).drop_in_place();
-            release::<T>(self.chunk, self.len);
-        }
+        let (chunk, len) = (self.chunk, self.len);
+        // SAFETY: we own one count on the chunk, given back once, even if a drop panics.
+        let _release = crate::defer::Defer::new(|| unsafe { release::<T>(chunk, len) });
+        // SAFETY: we own `len` initialised values; dropped once.
+        unsafe { core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len).drop_in_place() };
     }
 }
 

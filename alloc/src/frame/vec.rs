@@ -149,9 +149,11 @@ impl<'a, T> FrameVec<'a, T> {
 
 impl<T> Drop for FrameVec<'_, T> {
     fn drop(&mut self) {
+        let (chunk, cap) = (self.chunk, self.cap);
+        // SAFETY: our one count on the chunk of the current block, released once, even if an
+        // element's drop panics.
+        let _release = crate::defer::Defer::new(|| unsafe { release::<T>(chunk, cap) });
         self.clear();
-        // SAFETY: our one count on the chunk of the current block, released once.
-        unsafe { release::<T>(self.chunk, self.cap) };
     }
 }
 

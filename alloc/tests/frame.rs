@@ -1,0 +1,367 @@
+//! Frame arenas: values, recycling, quarantine, scopes, budgets, misuse.
+
+mod common;
+
+use common::*;
+use framealloc_alloc::{AllocConfig, SmartAlloc};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[test]
+fn frame_box_holds_values_and_counts_live_bytes() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let a = alloc.frame_box(7u64);
+    let b = alloc.frame_box([1u32; 4]);
+    let c = alloc.frame_alloc::<u16>();
+    assert_eq!((*a, *b, *c), (7, [1; 4], 0));
+    let s = alloc.stats();
+    assert_eq!(s.frame.live_bytes, 8 + 16 + 2);
+    assert_eq!(s.frame.allocations, 3);
+    drop(b);
+    assert_eq!(alloc.stats().frame.live_bytes, 10);
+    drop((a, c));
+    alloc.end_frame();
+    let s = alloc.stats();
+    assert_eq!(s.frame.live_bytes, 0);
+    assert_eq!(s.frame.high_water_bytes, 26);
+    assert_eq!(s.frames, 1);
+    assert_eq!(alloc.frame_number(), 1);
+}
+
+#[test]
+fn begin_frame_reuses_the_same_memory() {
+    let alloc = SmartAlloc::default();
+    let mut first = None;
+    for _ in 0..scale(50) {
+        alloc.begin_frame();
+        let addrs: Vec<usize> = (0..scale(1000) as u64)
+            .map(|i| {
+                let b = alloc.frame_box(i);
+                let p = &*b as *const u64 as usize;
+                assert_eq!(*b, i);
+                p
+            })
+            .collect();
+        let lo = *addrs.iter().min().unwrap();
+        match first {
+            None => first = Some(lo),
+            Some(f) => assert_eq!(f, lo, "each frame bumps through the same chunks"),
+        }
+        alloc.end_frame();
+    }
+    assert_eq!(alloc.stats().quarantined_chunks, 0);
+}
+
+#[test]
+fn frame_data_stays_readable_after_end_frame_and_survives_recycling() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let mut v = alloc.frame_vec::<u32>();
+    v.extend(0..100);
+    let kept = alloc.frame_box(String::from("survivor"));
+    alloc.end_frame();
+    assert_eq!(v.iter().sum::<u32>(), 4950);
+
+    // The next frame recycles the arena, but the live handles keep their chunk.
+    alloc.begin_frame();
+    assert_eq!(alloc.stats().quarantined_chunks, 1);
+    for i in 0..scale(10_000) as u64 {
+        let b = alloc.frame_box(i ^ 0xdead_beef);
+        assert_eq!(*b, i ^ 0xdead_beef);
+    }
+    assert_eq!(*kept, "survivor");
+    assert_eq!(v.iter().sum::<u32>(), 4950);
+    drop(kept);
+    assert_eq!(alloc.stats().quarantined_chunks, 1, "the vec still points into it");
+    drop(v);
+    assert_eq!(alloc.stats().quarantined_chunks, 0, "last handle frees the quarantined chunk");
+    alloc.end_frame();
+}
+
+#[test]
+fn guide_before_sync_snippet() {
+    // "Migration from Sync Code / Before (Sync)", verbatim.
+    #[allow(unused_variables)] // the guide's body leaves `data` to a comment
+    fn process_data(data: &[u8]) -> Vec<u8> {
+        let alloc = SmartAlloc::new(Default::default());
+        alloc.begin_frame();
+
+        let result = alloc.frame_vec::<u8>();
+        // Process data...
+
+        alloc.end_frame();
+        result.into_inner()
+    }
+    assert!(process_data(b"abc").is_empty());
+
+    // The same shape doing the work the comment stands for.
+    fn process_data_filled(data: &[u8]) -> Vec<u8> {
+        let alloc = SmartAlloc::new(Default::default());
+        alloc.begin_frame();
+        let mut result = alloc.frame_vec::<u8>();
+        result.extend(data.iter().map(|b| b.to_ascii_uppercase()));
+        alloc.end_frame();
+        result.into_inner()
+    }
+    assert_eq!(process_data_filled(b"frame"), b"FRAME");
+}
+
+#[test]
+fn frame_vec_grows_and_moves_out() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let mut v = alloc.frame_vec::<String>();
+    for i in 0..scale(1000) {
+        v.push(i.to_string());
+    }
+    assert_eq!(v.len(), scale(1000));
+    assert_eq!(v[scale(1000) - 1], (scale(1000) - 1).to_string());
+    assert_eq!(v.pop().as_deref(), Some((scale(1000) - 1).to_string().as_str()));
+    v.extend_from_slice(&["x".to_string()]);
+    let out: Vec<String> = v.into_inner();
+    assert_eq!(out.len(), scale(1000));
+    assert_eq!(out.last().unwrap(), "x");
+    assert_eq!(alloc.stats().frame.live_bytes, 0);
+    alloc.end_frame();
+}
+
+#[test]
+fn frame_slice_clones_and_drops_each_element_once() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let alloc = SmartAlloc::default();
+    let src: Vec<DropCounter> = (0..5).map(|i| DropCounter::new(&hits, i * 10)).collect();
+    let s = alloc.frame_slice(&src);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(s.iter().map(|d| d.value).collect::<Vec<_>>(), [0, 10, 20, 30, 40]);
+    drop(s);
+    assert_eq!(hits.load(Ordering::SeqCst), 5, "each clone dropped once");
+    drop(src);
+    assert_eq!(hits.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn types_with_drop_are_dropped_exactly_once() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let a = alloc.frame_box(DropCounter::new(&hits, 1));
+    let mut v = alloc.frame_vec();
+    for i in 0..10 {
+        v.push(DropCounter::new(&hits, i));
+    }
+    let inner = framealloc_alloc::FrameBox::into_inner(alloc.frame_box(DropCounter::new(&hits, 2)));
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    alloc.end_frame();
+    alloc.begin_frame();
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "recycling does not drop live values");
+    drop(a);
+    drop(v);
+    drop(inner);
+    assert_eq!(hits.load(Ordering::SeqCst), 12);
+    alloc.end_frame();
+}
+
+#[test]
+fn panic_in_drop_still_releases_the_handle() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let b = alloc.frame_box(PanicOnDrop);
+    let r = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    assert!(r.is_err());
+    alloc.end_frame();
+    alloc.begin_frame();
+    // The handle gave its chunk count back although the value's drop panicked.
+    assert_eq!(alloc.stats().quarantined_chunks, 0);
+    assert_eq!(alloc.stats().frame.live_bytes, 0);
+    let x = alloc.frame_box(5u8);
+    assert_eq!(*x, 5);
+    drop(x);
+    alloc.end_frame();
+}
+
+#[test]
+fn zero_sized_and_over_aligned_values() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let z = alloc.frame_box(());
+    let zs = alloc.frame_slice(&[(), (), ()]);
+    assert_eq!(zs.len(), 3);
+    let p = alloc.frame_box(Page([9; 16]));
+    assert_eq!(&*p as *const Page as usize % 4096, 0);
+    assert_eq!(p.0, [9; 16]);
+    let mut pv = alloc.frame_vec::<Page>();
+    pv.push(Page::default());
+    pv.push(Page([1; 16]));
+    assert_eq!(pv.as_ptr() as usize % 4096, 0);
+    assert_eq!(pv[1], Page([1; 16]));
+    let mut zv = alloc.frame_vec::<()>();
+    for _ in 0..1000 {
+        zv.push(());
+    }
+    assert_eq!(zv.len(), 1000);
+    drop((z, zs, p, pv, zv));
+    assert_eq!(alloc.stats().frame.live_bytes, 0);
+    alloc.end_frame();
+}
+
+#[test]
+fn frame_scope_rewinds_and_reuses() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let first = alloc.frame_scope(|f| {
+        let a = f.alloc(1u64);
+        let s = f.alloc_slice_copy(&[1u8, 2, 3]);
+        assert_eq!(s, &[1, 2, 3]);
+        &*a as *const u64 as usize
+    });
+    let second = alloc.frame_scope(|f| &*f.alloc(2u64) as *const u64 as usize);
+    assert_eq!(first, second, "the first scope's memory was reused");
+    assert_eq!(alloc.stats().frame.live_bytes, 0);
+
+    // A frame allocation made inside the scope stops the rewind (it must stay valid).
+    let kept = alloc.frame_scope(|f| {
+        let _x = f.alloc(3u64);
+        alloc.frame_box(99u64)
+    });
+    let third = alloc.frame_scope(|f| &*f.alloc(4u64) as *const u64 as usize);
+    assert_ne!(third, &*kept as *const u64 as usize);
+    assert_eq!(*kept, 99);
+
+    // Nested scopes: the outer scope allocating inside the inner one also stops the rewind.
+    alloc.frame_scope(|outer| {
+        let mut held = None;
+        alloc.frame_scope(|inner| {
+            let _i = inner.alloc(5u32);
+            held = Some(outer.alloc(6u32));
+        });
+        let h = held.unwrap();
+        let _after = outer.alloc(7u32);
+        assert_eq!(*h, 6);
+    });
+    drop(kept);
+    alloc.end_frame();
+}
+
+#[test]
+fn frame_scope_drops_values() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let alloc = SmartAlloc::default();
+    alloc.frame_scope(|f| {
+        let _a = f.alloc(DropCounter::new(&hits, 1));
+        let _b = f.alloc(DropCounter::new(&hits, 2));
+    });
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn frame_budget_is_an_error_then_a_panic() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_frame_budget(1024));
+    alloc.begin_frame();
+    let mut kept = Vec::new();
+    for _ in 0..10 {
+        kept.push(alloc.try_frame_box([0u8; 100]).expect("1000 bytes fit in 1024"));
+    }
+    let e = alloc.try_frame_box([0u8; 100]).unwrap_err();
+    assert!(e.is_budget() && e.is_frame_budget() && !e.is_task_budget());
+    assert_eq!(e.cap(), Some(1024));
+    assert_eq!(e.requested(), 100);
+    let msg = e.to_string();
+    assert!(msg.contains("frame budget") && msg.contains("1024") && msg.contains("100"), "{msg}");
+    let p = catch_unwind(AssertUnwindSafe(|| alloc.frame_box([0u8; 100]))).map(drop).unwrap_err();
+    let msg = panic_message(p);
+    assert!(msg.contains("frame budget") && msg.contains("thread"), "{msg}");
+    // A new frame has the whole budget again.
+    drop(kept);
+    alloc.end_frame();
+    alloc.begin_frame();
+    let again: Vec<_> = (0..10).map(|_| alloc.frame_box([0u8; 100])).collect();
+    assert_eq!(again.len(), 10);
+    let mut v = alloc.frame_vec::<u8>();
+    let (_, e) = v.try_push(1).map(|_| ()).and_then(|_| v.try_reserve(100).map_err(|e| (0, e))).unwrap_err();
+    assert!(e.is_frame_budget());
+    drop(again);
+    alloc.end_frame();
+}
+
+#[test]
+fn total_budget_caps_frame_chunks() {
+    let alloc = SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(8192));
+    alloc.begin_frame();
+    let mut kept = Vec::new();
+    let err = loop {
+        match alloc.try_frame_box([1u8; 512]) {
+            Ok(b) => kept.push(b),
+            Err(e) => break e,
+        }
+        assert!(kept.len() < 100, "the total budget must stop this");
+    };
+    assert!(err.is_total_budget(), "{err}");
+    drop(kept);
+    alloc.end_frame();
+}
+
+#[test]
+fn misuse_is_reported_clearly() {
+    let alloc = SmartAlloc::default();
+    let msg = panic_message(catch_unwind(AssertUnwindSafe(|| alloc.end_frame())).unwrap_err());
+    assert!(msg.contains("end_frame() called with no open frame"), "{msg}");
+    alloc.begin_frame();
+    let msg = panic_message(catch_unwind(AssertUnwindSafe(|| alloc.begin_frame())).unwrap_err());
+    assert!(msg.contains("twice"), "{msg}");
+    alloc.end_frame();
+    let msg = panic_message(
+        catch_unwind(AssertUnwindSafe(|| alloc.frame_scope(|_f| alloc.begin_frame()))).unwrap_err(),
+    );
+    assert!(msg.contains("inside frame_scope"), "{msg}");
+    // The failed calls left the arena usable.
+    alloc.begin_frame();
+    assert_eq!(*alloc.frame_box(1u8), 1);
+    alloc.end_frame();
+    let bad = catch_unwind(|| SmartAlloc::new(AllocConfig { task_chunk_bytes: 1000, ..AllocConfig::default() }));
+    let msg = panic_message(bad.unwrap_err());
+    assert!(msg.contains("task_chunk_bytes"), "{msg}");
+}
+
+#[test]
+fn each_thread_has_its_own_frame() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let here = alloc.frame_box(1u32);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // No frame open on this thread: end_frame is misuse here, begin_frame is fine.
+            alloc.begin_frame();
+            let there = alloc.frame_box(2u32);
+            assert_eq!(*there, 2);
+            drop(there);
+            alloc.end_frame();
+        });
+    });
+    assert_eq!(*here, 1);
+    assert_eq!(alloc.frame_number(), 2);
+    drop(here);
+    alloc.end_frame();
+}
+
+#[test]
+fn fa701_inside_a_task() {
+    let alloc = SmartAlloc::default();
+    let mut task = framealloc_alloc::hook::TaskContext::new();
+    for op in 0..3 {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            task.enter(|| match op {
+                0 => drop(alloc.frame_box(1u8)),
+                1 => alloc.begin_frame(),
+                _ => drop(alloc.frame_vec::<u8>()),
+            })
+        }));
+        let msg = panic_message(r.unwrap_err());
+        assert!(msg.starts_with("FA701:") && msg.contains("TaskAlloc"), "{msg}");
+    }
+    // Outside the task, frame memory is fine again.
+    alloc.begin_frame();
+    drop(alloc.frame_box(1u8));
+    alloc.end_frame();
+}

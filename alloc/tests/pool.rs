@@ -1,0 +1,262 @@
+//! Pools, task heaps behind the executor hook, escapes and guards.
+
+mod common;
+
+use common::*;
+use framealloc_alloc::hook::TaskContext;
+use framealloc_alloc::{AllocConfig, AsyncPoolGuard, PoolBox, PoolVec, SmartAlloc, TaskAlloc};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[test]
+fn thread_pool_boxes_and_vecs() {
+    let alloc = SmartAlloc::default();
+    let a = alloc.pool_box(5u32);
+    let d = alloc.pool_alloc::<u64>();
+    let mut v = alloc.pool_vec::<u16>();
+    v.extend([1u16, 2, 3]);
+    v.extend_from_slice(&[4]);
+    assert_eq!((*a, *d, &*v), (5, 0, &[1u16, 2, 3, 4][..]));
+    let s = alloc.stats();
+    assert_eq!(s.pool.live_bytes, 4 + 8 + 2 * v.capacity() as u64);
+    assert_eq!(s.task.live_bytes, 0);
+    assert_eq!(v.into_inner(), vec![1, 2, 3, 4]);
+    assert_eq!(PoolBox::into_inner(a), 5);
+    drop(d);
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+}
+
+#[test]
+fn pool_boxes_free_from_any_thread() {
+    let alloc = SmartAlloc::default();
+    let boxes: Vec<PoolBox<[u64; 4]>> = (0..scale(1000) as u64).map(|i| alloc.pool_box([i; 4])).collect();
+    let vec: PoolVec<u8> = {
+        let mut v = alloc.pool_vec();
+        v.extend(0..200u8);
+        v
+    };
+    let sum = std::thread::spawn(move || {
+        let s: u64 = boxes.iter().map(|b| b[0]).sum();
+        let mut vec = vec;
+        vec.push(200); // grows from a non-owner thread
+        assert_eq!(vec.len(), 201);
+        drop(vec);
+        s
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sum as usize, (0..scale(1000)).sum::<usize>());
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+    // The owner reuses what the other thread freed.
+    let again: Vec<_> = (0..scale(1000) as u64).map(|i| alloc.pool_box([i; 4])).collect();
+    assert_eq!(again[3][2], 3);
+}
+
+#[test]
+fn escaped_pool_box_outlives_its_thread() {
+    let alloc = SmartAlloc::default();
+    let a2 = alloc.clone();
+    let escaped = std::thread::spawn(move || {
+        let keep = a2.pool_box(String::from("from a dead thread"));
+        let _gone = a2.pool_box(1u8);
+        keep
+    })
+    .join()
+    .unwrap();
+    // The thread's pool heap is released but kept for the escaped box.
+    let s = alloc.stats();
+    assert!(s.quarantined_chunks >= 1);
+    assert_eq!(*escaped, "from a dead thread");
+    drop(escaped);
+    let s = alloc.stats();
+    assert_eq!((s.quarantined_chunks, s.pool.live_bytes), (0, 0));
+}
+
+#[test]
+fn pool_inside_a_task_uses_the_task_heap() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    let (escaped, addr_reused) = cx.enter(|| {
+        let a = alloc.pool_box(1u64);
+        let addr = &*a as *const u64 as usize;
+        drop(a);
+        let b = alloc.pool_box(2u64);
+        let reused = &*b as *const u64 as usize == addr;
+        let mut v = alloc.pool_vec::<u32>();
+        v.push(7);
+        assert_eq!(alloc.stats().task.live_bytes, 8 + 4 * v.capacity() as u64);
+        assert_eq!(alloc.stats().pool.live_bytes, 0);
+        (b, reused)
+    });
+    assert!(addr_reused);
+    assert!(cx.live_bytes() > 0);
+    assert_eq!(alloc.stats().heaps_alive, 1);
+    cx.release();
+    // The escaped box keeps the heap alive and valid.
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, *escaped), (1, 2));
+    assert!(s.quarantined_chunks >= 1);
+    drop(escaped);
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.quarantined_chunks, s.task.live_bytes), (0, 0, 0));
+}
+
+#[test]
+fn task_moving_between_threads_keeps_its_heap() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    let mut held = Vec::new();
+    for round in 0..4u64 {
+        // Each round the "executor" polls the task on a different thread.
+        let (cx2, held2) = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut cx = cx;
+                let mut held = held;
+                cx.enter(|| {
+                    held.push(alloc.pool_box(round));
+                    if round > 0 {
+                        held.remove(0); // freed by the owner on another thread than it was made
+                    }
+                });
+                (cx, held)
+            })
+            .join()
+            .unwrap()
+        });
+        cx = cx2;
+        held = held2;
+    }
+    assert_eq!(held.iter().map(|b| **b).collect::<Vec<_>>(), [3]);
+    drop(held);
+    assert_eq!(cx.live_bytes(), 0);
+    drop(cx);
+    assert_eq!(alloc.stats().heaps_alive, 0);
+}
+
+#[test]
+fn dropping_the_task_context_frees_the_heap_even_after_a_panic() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        cx.enter(|| {
+            let _a = alloc.pool_box([1u8; 64]);
+            let _b = alloc.pool_vec::<u8>();
+            panic!("task failed");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(alloc.stats().task.live_bytes, 0, "unwinding dropped the task's values");
+    drop(cx);
+    assert_eq!(alloc.stats().heaps_alive, 0);
+}
+
+#[test]
+fn guard_tracks_scope_and_escapes() {
+    let alloc = SmartAlloc::default();
+    let guard = AsyncPoolGuard::new(&alloc);
+    let a = alloc.pool_box(1u32);
+    let inner = AsyncPoolGuard::new(&alloc);
+    let b = alloc.pool_box(2u32);
+    let c = alloc.pool_vec::<u8>();
+    assert_eq!((guard.escaped(), inner.escaped()), (1, 2));
+    drop(b);
+    assert_eq!(inner.escaped(), 1);
+    drop(inner); // `c` escaped the inner scope
+    assert_eq!(alloc.stats().guard_escapes, 1);
+    let d = alloc.pool_box(4u32); // back in the outer scope
+    assert_eq!(guard.escaped(), 2);
+    drop((a, c, d));
+    assert_eq!(guard.escaped(), 0);
+    drop(guard);
+    assert_eq!(alloc.stats().guard_escapes, 1);
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.live_bytes), (0, 0));
+}
+
+#[test]
+fn guard_inside_a_task_and_moved_out() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    let (guard, kept) = cx.enter(|| {
+        let guard = AsyncPoolGuard::new(&alloc);
+        let _tmp = alloc.pool_box(1u8);
+        let kept = alloc.pool_box(2u8);
+        (guard, kept)
+    });
+    assert_eq!(guard.escaped(), 1);
+    // Dropped outside the task, on another thread.
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    assert_eq!(alloc.stats().guard_escapes, 1);
+    cx.enter(|| {
+        // The ended scope no longer collects allocations.
+        let x = alloc.pool_box(3u8);
+        assert_eq!(*x, 3);
+    });
+    drop(kept);
+    drop(cx);
+    assert_eq!(alloc.stats().heaps_alive, 0);
+}
+
+#[test]
+fn guard_heap_follows_the_identity_not_the_thread() {
+    // Outside any task the guard heap is keyed by the thread: another thread does not use it.
+    let alloc = SmartAlloc::default();
+    let guard = AsyncPoolGuard::new(&alloc);
+    let other = std::thread::scope(|s| s.spawn(|| alloc.pool_box(1u8)).join().unwrap());
+    assert_eq!(guard.escaped(), 0);
+    let mine = alloc.pool_box(2u8);
+    assert_eq!(guard.escaped(), 1);
+    drop((other, mine));
+    drop(guard);
+}
+
+#[test]
+fn drops_and_zero_sized_in_pools() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let alloc = SmartAlloc::default();
+    let z = alloc.pool_box(());
+    let mut v = alloc.pool_vec();
+    for i in 0..10 {
+        v.push(DropCounter::new(&hits, i));
+    }
+    let b = alloc.pool_box(DropCounter::new(&hits, 99));
+    let page = alloc.pool_box(Page([4; 16]));
+    assert_eq!(&*page as *const Page as usize % 4096, 0);
+    drop((z, v, b, page));
+    assert_eq!(hits.load(Ordering::SeqCst), 11);
+    let p = alloc.pool_box(PanicOnDrop);
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(p))).is_err());
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+}
+
+#[test]
+fn task_heap_budget_applies_to_pool_in_tasks() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(32 * 1024));
+    let mut cx = TaskContext::new();
+    let id = cx.id();
+    let msg = cx.enter(|| {
+        let mut kept = Vec::new();
+        loop {
+            match alloc.try_pool_box([0u8; 2048]) {
+                Ok(b) => kept.push(b),
+                Err(e) => break e.to_string(),
+            }
+        }
+    });
+    assert!(msg.contains("task heap budget") && msg.contains(&format!("task {id}")), "{msg}");
+}
+
+#[test]
+fn task_alloc_inside_a_task_has_its_own_heap() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    cx.enter(|| {
+        let t = TaskAlloc::new(&alloc);
+        let p = alloc.pool_box(1u8);
+        let b = t.alloc_box(2u8);
+        assert_eq!(alloc.stats().heaps_alive, 2);
+        drop((p, b));
+    });
+    assert_eq!(alloc.stats().heaps_alive, 1);
+}

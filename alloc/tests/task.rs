@@ -1,0 +1,219 @@
+//! Task heaps through `TaskAlloc`: values, vectors, reuse, threads, budgets, release.
+
+mod common;
+
+use common::*;
+use framealloc_alloc::{AllocConfig, SmartAlloc, TaskAlloc, TaskBox};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[test]
+fn boxes_and_vecs_count_and_free() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    assert_eq!(alloc.stats().heaps_alive, 1);
+    let a = task.alloc_box(1u64);
+    let mut v = task.alloc_vec::<u32>();
+    v.extend_from_slice(&[1, 2, 3]);
+    v.push(4);
+    assert_eq!(&*v, &[1, 2, 3, 4]);
+    let s = alloc.stats();
+    assert_eq!(s.task.live_bytes, 8 + (v.capacity() * 4) as u64);
+    assert_eq!(task.live_bytes(), s.task.live_bytes);
+    v.clear();
+    assert!(v.is_empty());
+    assert_eq!(TaskBox::into_inner(a), 1);
+    drop(v);
+    assert_eq!(task.live_bytes(), 0);
+    drop(task);
+    let s = alloc.stats();
+    assert_eq!((s.task.live_bytes, s.heaps_alive), (0, 0));
+    assert!(s.task.allocations >= 2);
+    assert!(s.task.high_water_bytes >= 8 + 16);
+}
+
+#[test]
+fn freed_blocks_are_reused() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let first = {
+        let b = task.alloc_box([7u8; 48]);
+        &*b as *const [u8; 48] as usize
+    };
+    for _ in 0..scale(10_000) {
+        let b = task.alloc_box([9u8; 48]);
+        assert_eq!(&*b as *const [u8; 48] as usize, first, "same size class, same block");
+    }
+}
+
+#[test]
+fn guide_after_async_snippet() {
+    // "Migration from Sync Code / After (Async)", verbatim.
+    #[allow(unused_variables)] // the guide's body leaves `data` to a comment
+    async fn process_data_async(alloc: &SmartAlloc, data: &[u8]) -> Vec<u8> {
+        let mut task = TaskAlloc::new(alloc);
+
+        let result = task.alloc_vec::<u8>();
+        // Process data asynchronously...
+
+        result.into_inner()
+    }
+    let alloc = SmartAlloc::default();
+    assert!(block_on(process_data_async(&alloc, b"abc")).is_empty());
+    assert_eq!(alloc.stats().heaps_alive, 0);
+}
+
+#[test]
+fn many_sizes_many_values() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let mut vecs = Vec::new();
+    for i in 0..scale(2000) {
+        let mut v = task.alloc_vec::<u64>();
+        for j in 0..(i % 97) as u64 {
+            v.push(j * i as u64);
+        }
+        vecs.push(v);
+    }
+    for (i, v) in vecs.iter().enumerate() {
+        assert_eq!(v.len(), i % 97);
+        assert!(v.iter().enumerate().all(|(j, x)| *x == j as u64 * i as u64));
+    }
+    drop(vecs);
+    assert_eq!(task.live_bytes(), 0);
+}
+
+#[test]
+fn large_zero_sized_and_over_aligned() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let big = task.alloc_box([3u8; 100_000]);
+    assert!(big.iter().all(|b| *b == 3));
+    let page = task.alloc_box(Page([5; 16]));
+    assert_eq!(&*page as *const Page as usize % 4096, 0);
+    let z = task.alloc_box(());
+    let mut pages = task.alloc_vec::<Page>();
+    pages.push(Page::default());
+    pages.push(Page([1; 16]));
+    assert_eq!(pages.as_ptr() as usize % 4096, 0);
+    assert_eq!(task.live_bytes(), 100_000 + 4096 + pages.capacity() as u64 * 4096);
+    drop((big, page, z, pages));
+    assert_eq!(task.live_bytes(), 0);
+}
+
+#[test]
+fn drop_runs_once_even_when_it_panics() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let a = task.alloc_box(DropCounter::new(&hits, 1));
+    let mut v = task.alloc_vec();
+    v.push(DropCounter::new(&hits, 2));
+    v.push(DropCounter::new(&hits, 3));
+    drop(a);
+    drop(v);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let p = task.alloc_box(PanicOnDrop);
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(p))).is_err());
+    assert_eq!(task.live_bytes(), 0, "the block was freed although the drop panicked");
+}
+
+#[test]
+fn shared_across_scoped_threads() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let n = scale(2000);
+    let mine: Vec<_> = (0..n as u64).map(|i| task.alloc_box(i)).collect();
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let task = &task;
+            s.spawn(move || {
+                // Allocations from a non-owner thread take the locked path.
+                let theirs: Vec<_> = (0..n as u64).map(|i| task.alloc_box(i * 1000 + t)).collect();
+                for (i, b) in theirs.iter().enumerate() {
+                    assert_eq!(**b, i as u64 * 1000 + t);
+                }
+            });
+        }
+        // Boxes made by the owner, dropped on another thread: remote frees.
+        s.spawn(move || drop(mine));
+    });
+    assert_eq!(task.live_bytes(), 0);
+    // The owner reuses remotely freed blocks.
+    let again: Vec<_> = (0..n as u64).map(|i| task.alloc_box(i)).collect();
+    assert!(again.iter().enumerate().all(|(i, b)| **b == i as u64));
+}
+
+#[test]
+fn moved_to_another_thread_it_still_works() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let sum = std::thread::spawn(move || {
+        let v: Vec<_> = (0..100u64).map(|i| task.alloc_box(i)).collect();
+        let s = v.iter().map(|b| **b).sum::<u64>();
+        drop(v);
+        assert_eq!(task.live_bytes(), 0);
+        s
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sum, 4950);
+    assert_eq!(alloc.stats().heaps_alive, 0);
+}
+
+#[test]
+fn task_heap_budget() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(64 * 1024));
+    let task = TaskAlloc::new(&alloc);
+    let mut kept = Vec::new();
+    let err = loop {
+        match task.try_alloc_box([0u8; 1024]) {
+            Ok(b) => kept.push(b),
+            Err(e) => break e,
+        }
+        assert!(kept.len() < 1000, "the budget must stop this");
+    };
+    assert!(err.is_task_budget(), "{err}");
+    assert!(kept.len() >= 50, "most of 64 KiB was usable, got {}", kept.len());
+    let msg = panic_message(catch_unwind(AssertUnwindSafe(|| task.alloc_box([0u8; 1024]))).map(drop).unwrap_err());
+    assert!(msg.contains("task heap budget") && msg.contains("65536"), "{msg}");
+    let mut v = task.alloc_vec::<u8>();
+    assert!(v.try_reserve(1 << 20).unwrap_err().is_task_budget());
+    drop(kept);
+    // After freeing, the same heap serves again.
+    assert_eq!(*task.alloc_box(1u8), 1);
+}
+
+#[test]
+fn total_budget_across_heaps() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(48 * 1024));
+    let a = TaskAlloc::new(&alloc);
+    let b = TaskAlloc::new(&alloc);
+    let _x = a.alloc_box([0u8; 100]); // one 16 KiB chunk
+    let _y = b.alloc_box([0u8; 100]); // another
+    let e = a.try_alloc_box([0u8; 20_000]).map(drop).unwrap_err();
+    assert!(e.is_total_budget(), "{e}");
+    drop((_x, _y));
+    drop((a, b));
+    // Released heaps give their bytes back.
+    let c = TaskAlloc::new(&alloc);
+    assert_eq!(c.alloc_box([1u8; 20_000])[0], 1);
+}
+
+#[test]
+fn many_task_allocs_return_to_baseline() {
+    let alloc = SmartAlloc::default();
+    let tasks: Vec<TaskAlloc> = (0..scale(1000)).map(|_| TaskAlloc::new(&alloc)).collect();
+    for (i, t) in tasks.iter().enumerate() {
+        std::mem::forget(t.alloc_box(i)); // forgotten boxes are reclaimed with the heap
+        let mut v = t.alloc_vec::<u8>();
+        v.extend_from_slice(b"hello");
+        std::mem::forget(v);
+    }
+    assert_eq!(alloc.stats().heaps_alive, scale(1000) as u64);
+    drop(tasks);
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.quarantined_chunks), (0, 0));
+    assert_eq!(s.task.live_bytes, 0, "released heaps leave nothing live");
+}
