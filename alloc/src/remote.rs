@@ -100,7 +100,7 @@ impl EscapeRefs {
     }
 
     /// Handles still alive after the owner released (exact when no drop is in flight).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn escaped(&self) -> isize {
         let n = self.count.load(Ordering::Acquire);
         if n >= OWNER_BIAS / 2 {
@@ -159,5 +159,98 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..8).collect::<Vec<_>>());
         assert!(list.take_all().is_null());
+    }
+}
+
+/// Model-checked with loom: `RUSTFLAGS="--cfg loom" cargo test -p framealloc-alloc --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// A 16-byte, 16-aligned block standing in for freed heap memory.
+    fn block() -> *mut RemoteBlock {
+        Box::into_raw(Box::new(0u128)).cast()
+    }
+
+    fn free_list(mut p: *mut RemoteBlock) -> Vec<usize> {
+        let mut out = Vec::new();
+        while !p.is_null() {
+            // SAFETY: every block on the list was written by `push` and is ours now.
+            let b = unsafe { p.read() };
+            out.push(b.class);
+            // SAFETY: allocated by `block()` as a `u128`.
+            drop(unsafe { Box::from_raw(p.cast::<u128>()) });
+            p = b.next;
+        }
+        out.sort_unstable();
+        out
+    }
+
+    struct Heap {
+        list: RemoteFreeList,
+        refs: EscapeRefs,
+    }
+
+    // SAFETY: test stand-in; the raw blocks are handed over through the list's atomics.
+    unsafe impl Send for Heap {}
+    // SAFETY: as above.
+    unsafe impl Sync for Heap {}
+
+    #[test]
+    fn loom_concurrent_pushes_and_take() {
+        loom::model(|| {
+            let heap = Arc::new(Heap { list: RemoteFreeList::new(), refs: EscapeRefs::new() });
+            let pushers: Vec<_> = (0..2)
+                .map(|i| {
+                    let heap = heap.clone();
+                    let b = block() as usize;
+                    // SAFETY: a fresh block, given to the list.
+                    thread::spawn(move || unsafe { heap.list.push(b as *mut RemoteBlock, i) })
+                })
+                .collect();
+            // The owner drains concurrently; whatever it misses stays on the list.
+            let mut seen = free_list(heap.list.take_all());
+            for p in pushers {
+                p.join().unwrap();
+            }
+            seen.extend(free_list(heap.list.take_all()));
+            seen.sort_unstable();
+            assert_eq!(seen, vec![0, 1]);
+        });
+    }
+
+    #[test]
+    fn loom_exactly_one_frees_after_every_push() {
+        loom::model(|| {
+            let heap = Arc::new(Heap { list: RemoteFreeList::new(), refs: EscapeRefs::new() });
+            let frees = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            // The owner made two handles and gave them to two threads; it keeps none.
+            let remotes: Vec<_> = (0..2)
+                .map(|i| {
+                    let heap = heap.clone();
+                    let frees = frees.clone();
+                    let b = block() as usize;
+                    thread::spawn(move || {
+                        // SAFETY: a fresh block, given to the list.
+                        unsafe { heap.list.push(b as *mut RemoteBlock, i) };
+                        if heap.refs.release_remote() {
+                            // The freer must see both blocks: every push happened before.
+                            assert_eq!(free_list(heap.list.take_all()), vec![0, 1]);
+                            frees.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            if heap.refs.release_owner(2) {
+                assert_eq!(free_list(heap.list.take_all()), vec![0, 1]);
+                frees.fetch_add(1, Ordering::Relaxed);
+            }
+            for r in remotes {
+                r.join().unwrap();
+            }
+            assert_eq!(frees.load(Ordering::Relaxed), 1, "the heap is freed exactly once");
+        });
     }
 }

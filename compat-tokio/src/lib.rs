@@ -1,6 +1,137 @@
-//! framealloc on tokio: the same [`TaskAlloc`] and [`AsyncPoolGuard`] for tokio tasks.
+//! framealloc on tokio: the same [`TaskAlloc`] and [`AsyncPoolGuard`] for tokio tasks, and
+//! per-task heaps for tasks started with [`spawn`] / [`spawn_local`].
 //!
-//! Work in progress: the tokio-specific pieces (per-task heaps for spawned tasks, task-id
-//! identity) come with the tokio compatibility issue.
+//! With the facade's feature `tokio` this crate is `framealloc::tokio`.
+//!
+//! # Two ways a tokio task gets framealloc memory
+//!
+//! * **Plain `tokio::spawn`**: the task is recognised by [`tokio::task::try_id`]. A
+//!   [`TaskAlloc`] created in it is owned by the task (allocation and free without atomics,
+//!   also after the task moved to another worker thread) and freed when it drops; an
+//!   [`AsyncPoolGuard`] collects the task's `alloc.pool_*` allocations until it drops.
+//! * **[`spawn`] / [`spawn_local`]** (or [`with_task_heap`] for `JoinSet`, `Handle::spawn`, ...):
+//!   the task also gets its own heap, installed around each poll, so `alloc.pool_*` inside it
+//!   allocate there. The heap is released when the task completes (before tokio publishes
+//!   its output), is aborted, or panics. Allocations that escape the task (returned through
+//!   the `JoinHandle`, sent on a channel) stay valid and keep their chunk until they drop.
+//!
+//! ```
+//! use framealloc_alloc::{SmartAlloc, TaskAlloc};
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! let alloc = SmartAlloc::new(Default::default());
+//! let a = alloc.clone();
+//! let sum = framealloc_tokio::spawn(async move {
+//!     let mut scratch = a.pool_vec::<u32>();      // in this task's heap
+//!     scratch.extend(1..=10);
+//!     tokio::task::yield_now().await;
+//!     let task = TaskAlloc::new(&a);              // owned by this task
+//!     let total = task.alloc_box(scratch.iter().sum::<u32>());
+//!     *total
+//! })
+//! .await
+//! .unwrap();
+//! assert_eq!(sum, 55);
+//! let stats = alloc.stats();
+//! assert_eq!((stats.task.live_bytes, stats.heaps_alive), (0, 0)); // all returned
+//! # }
+//! ```
+//!
+//! # Identity registration
+//!
+//! framealloc's core asks "which task is running?" through a hook this crate fills with
+//! tokio's task id ([`init`]). It is registered at program start on ELF platforms (Linux,
+//! Android, the BSDs), macOS/iOS and Windows, by a constructor in the binary's init section,
+//! and again by every entry point of this crate ([`spawn`], [`spawn_local`],
+//! [`with_task_heap`], [`init`]). Call [`init`] once at the start of `main` if your code only
+//! uses the re-exported types and your platform is not one of those.
+//!
+//! # FA701 and FA603
+//!
+//! Frame memory belongs to the main loop. `alloc.frame_*`, `begin_frame` and `end_frame`
+//! panic with a message starting `FA701:` while a tokio task is being polled (a plain
+//! `tokio::spawn` task, a task of [`spawn`], code in `spawn_blocking`; tokio's `block_on`
+//! root future gives no signal and is not covered).
+//!
+//! A frame handle held across `.await` in a spawned task does not compile (FA603): frame
+//! handles are `!Send`, so the future is not `Send`.
+//!
+//! ```compile_fail,E0277
+//! # #[tokio::main] async fn main() {
+//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! tokio::spawn(async move {
+//!     let b = alloc.frame_box(1);
+//!     tokio::task::yield_now().await; // `b` lives across this await: the future is !Send
+//!     drop(b);
+//! });
+//! # }
+//! ```
+//!
+//! The same task with a pool handle compiles and runs:
+//!
+//! ```
+//! # #[tokio::main] async fn main() {
+//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! tokio::spawn(async move {
+//!     let b = alloc.pool_box(1);
+//!     tokio::task::yield_now().await;
+//!     drop(b);
+//! })
+//! .await
+//! .unwrap();
+//! # }
+//! ```
+//!
+//! The guide's FA603 snippet, spawned, is rejected for the same reason:
+//!
+//! ```compile_fail,E0277
+//! use framealloc_alloc::SmartAlloc;
+//! async fn async_op() { tokio::task::yield_now().await }
+//! fn use_data(_: &[u8]) {}
+//!
+//! // Error - cargo-fa FA603
+//! async fn crossing_await() {
+//!     let alloc = SmartAlloc::new(Default::default());
+//!     alloc.begin_frame();
+//!     let data = alloc.frame_vec::<u8>();
+//!     async_op().await; // Frame data crosses await!
+//!     use_data(&data);
+//!     alloc.end_frame();
+//! }
+//!
+//! # #[tokio::main] async fn main() {
+//! tokio::spawn(crossing_await());
+//! # }
+//! ```
+//!
+//! and its twin without the frame vector held across the await compiles (it is not run:
+//! inside a task `begin_frame` panics with FA701):
+//!
+//! ```no_run
+//! use framealloc_alloc::SmartAlloc;
+//! async fn async_op() { tokio::task::yield_now().await }
+//! fn use_data(_: &[u8]) {}
+//!
+//! async fn not_crossing_await() {
+//!     let alloc = SmartAlloc::new(Default::default());
+//!     alloc.begin_frame();
+//!     {
+//!         let data = alloc.frame_vec::<u8>();
+//!         use_data(&data);
+//!     }
+//!     async_op().await;
+//!     alloc.end_frame();
+//! }
+//!
+//! # #[tokio::main] async fn main() {
+//! tokio::spawn(not_crossing_await());
+//! # }
+//! ```
+
+mod identity;
+mod spawn;
 
 pub use framealloc_alloc::{AsyncPoolGuard, TaskAlloc};
+pub use identity::{current_task_id, init};
+pub use spawn::{spawn, spawn_local, with_task_heap, WithTaskHeap};
