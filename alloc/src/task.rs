@@ -40,7 +40,7 @@ use std::alloc::Layout;
 ///
 /// There is no frame memory here:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
 /// let task = framealloc_alloc::TaskAlloc::new(&alloc);
 /// let x = task.frame_alloc::<u8>();
@@ -48,7 +48,7 @@ use std::alloc::Layout;
 ///
 /// Handles cannot outlive their `TaskAlloc`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0597
 /// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
 /// let b;
 /// {

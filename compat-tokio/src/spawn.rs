@@ -48,7 +48,7 @@ where
 }
 
 /// Wraps `future` so that it runs with a heap of its own, for spawners other than [`spawn`]:
-/// `JoinSet::spawn`, `Handle::spawn`, `spawn_blocking`'s `block_on`, ...
+/// `JoinSet::spawn`, `Handle::spawn`, `LocalSet::spawn_local`, ...
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -18,7 +18,7 @@ pub(crate) type NotSend = PhantomData<*mut ()>;
 /// quarantined until it drops). `!Send`: frame data never crosses threads or await points of a
 /// spawned task (FA603):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
 /// let b = alloc.frame_box(1u32);
 /// std::thread::scope(|s| {

@@ -17,7 +17,7 @@ use std::alloc::Layout;
 ///
 /// Handles cannot leave the closure:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0521
 /// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
 /// let mut out = None;
 /// alloc.frame_scope(|f| out = Some(f.alloc(5u32)));
