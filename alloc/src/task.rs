@@ -57,6 +57,18 @@ use std::alloc::Layout;
 /// }
 /// assert_eq!(*b, 1);
 /// ```
+///
+/// With the `TaskAlloc` living long enough, the same compiles:
+///
+/// ```
+/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// let task = framealloc_alloc::TaskAlloc::new(&alloc);
+/// let b;
+/// {
+///     b = task.alloc_box(1u32);
+/// }
+/// assert_eq!(*b, 1);
+/// ```
 pub struct TaskAlloc {
     heap: NonNull<HeapCore>,
 }

@@ -25,6 +25,18 @@ pub(crate) type NotSend = PhantomData<*mut ()>;
 ///     s.spawn(move || assert_eq!(*b, 1));
 /// });
 /// ```
+///
+/// The same with the value copied out of the frame compiles (error code `E0277` above:
+/// `FrameBox` is not `Send`):
+///
+/// ```
+/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// let b = alloc.frame_box(1u32);
+/// let v = *b;
+/// std::thread::scope(|s| {
+///     s.spawn(move || assert_eq!(v, 1));
+/// });
+/// ```
 pub struct FrameBox<'a, T> {
     ptr: NonNull<T>,
     chunk: Option<NonNull<FrameChunk>>,

@@ -22,6 +22,15 @@ use std::alloc::Layout;
 /// let mut out = None;
 /// alloc.frame_scope(|f| out = Some(f.alloc(5u32)));
 /// ```
+///
+/// Taking the value out instead compiles:
+///
+/// ```
+/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// let mut out = None;
+/// alloc.frame_scope(|f| out = Some(*f.alloc(5u32)));
+/// assert_eq!(out, Some(5));
+/// ```
 pub struct FrameScope<'s> {
     arena: &'s FrameArena,
     allocations: Cell<u64>,
