@@ -33,6 +33,8 @@ impl Drop for ThreadEntry {
     }
 }
 
+/// Boxed so that an entry's address (cached in `LAST`) survives the vector growing.
+#[allow(clippy::vec_box)]
 struct Entries(Vec<Box<ThreadEntry>>);
 
 impl Drop for Entries {

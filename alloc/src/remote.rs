@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn take_all_returns_every_push_once() {
         let list = RemoteFreeList::new();
-        let mut blocks = vec![[0u128; 1]; 8];
+        let mut blocks = [[0u128; 1]; 8];
         for (i, b) in blocks.iter_mut().enumerate() {
             // SAFETY: each block is 16 bytes, 16-aligned and used only by the list.
             unsafe { list.push(b.as_mut_ptr().cast(), i) };

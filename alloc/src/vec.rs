@@ -21,7 +21,7 @@ thread_local! {
 pub(crate) fn heap_allocate(heap: &HeapCore, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
     if layout.size() == 0 {
         // A dangling, aligned pointer: zero-sized blocks need no memory.
-        let p = NonNull::new(layout.align() as *mut u8).expect("alignment is non-zero");
+        let p = crate::frame::arena::dangling(layout);
         return Ok(NonNull::slice_from_raw_parts(p, 0));
     }
     match heap.allocate(layout) {
@@ -44,16 +44,10 @@ pub(crate) unsafe fn heap_deallocate(heap: &HeapCore, ptr: NonNull<u8>, layout: 
     }
 }
 
-/// The error of the last failed allocation on this thread.
-pub(crate) fn take_error(additional: usize, elem: usize) -> AllocError {
-    LAST_ERROR
-        .try_with(|l| l.borrow_mut().take())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| match additional.checked_mul(elem) {
-            Some(_) => AllocError::capacity_overflow(),
-            None => AllocError::capacity_overflow(),
-        })
+/// The error of the last failed allocation on this thread. `try_reserve` fails without
+/// asking the allocator only when the size overflows.
+pub(crate) fn take_error() -> AllocError {
+    LAST_ERROR.try_with(|l| l.borrow_mut().take()).ok().flatten().unwrap_or_else(AllocError::capacity_overflow)
 }
 
 /// Reserves room for `additional` more elements or returns the heap's error.
@@ -64,7 +58,7 @@ pub(crate) fn try_reserve<T, A: Allocator>(
     if v.capacity() - v.len() >= additional {
         return Ok(());
     }
-    v.try_reserve(additional).map_err(|_| take_error(additional, core::mem::size_of::<T>()))
+    v.try_reserve(additional).map_err(|_| take_error())
 }
 
 /// Moves the elements into a `std` vector (the heap buffer is freed).

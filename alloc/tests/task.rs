@@ -50,7 +50,7 @@ fn freed_blocks_are_reused() {
 #[test]
 fn guide_after_async_snippet() {
     // "Migration from Sync Code / After (Async)", verbatim.
-    #[allow(unused_variables)] // the guide's body leaves `data` to a comment
+    #[allow(unused_variables, unused_mut)] // verbatim: `data` is left to a comment, `task` is `mut`
     async fn process_data_async(alloc: &SmartAlloc, data: &[u8]) -> Vec<u8> {
         let mut task = TaskAlloc::new(alloc);
 

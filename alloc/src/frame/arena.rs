@@ -313,8 +313,9 @@ impl Drop for FrameArena {
     }
 }
 
-fn dangling(layout: Layout) -> NonNull<u8> {
-    NonNull::new(layout.align() as *mut u8).expect("alignment is non-zero")
+/// An aligned, non-null pointer with no provenance, for zero-sized values.
+pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
+    NonNull::new(ptr::without_provenance_mut(layout.align())).expect("alignment is non-zero")
 }
 
 #[cold]
