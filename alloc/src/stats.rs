@@ -116,6 +116,12 @@ impl Counters {
         (self.own_live.load(Relaxed) + self.other_live.load(Relaxed)).max(0) as u64
     }
 
+    /// Allocations the owner made so far.
+    #[inline]
+    pub(crate) fn own_allocations(&self) -> u64 {
+        self.own_allocs.load(Relaxed)
+    }
+
     /// Allocations made so far.
     pub(crate) fn allocations(&self) -> u64 {
         self.own_allocs.load(Relaxed) + self.other_allocs.load(Relaxed)

@@ -18,7 +18,7 @@ use super::chunk::{ArenaStats, FrameChunk, HEADER};
 use crate::error::{AllocError, Budget};
 use crate::identity;
 use crate::shared::Shared;
-use crate::stats::Kind;
+use crate::stats::{Counters, Kind};
 use core::cell::{Cell, RefCell};
 use core::ptr::{self, NonNull};
 use std::alloc::Layout;
@@ -40,8 +40,9 @@ pub(crate) struct FrameArena {
     used_before: Cell<usize>,
     /// `ptr` when the current segment (chunk) started.
     seg_start: Cell<*mut u8>,
-    /// Allocations made through this arena so far (scope rewinds check it).
-    seq: Cell<u64>,
+    /// The registered counters (kept alive by `stats`). Their allocation count doubles as
+    /// the sequence number scope rewinds check.
+    counters: NonNull<Counters>,
     frame_open: Cell<bool>,
     open_scopes: Cell<usize>,
     next_chunk: Cell<usize>,
@@ -65,7 +66,9 @@ pub(crate) struct Mark {
 impl FrameArena {
     pub(crate) fn new(shared: &Arc<Shared>) -> Self {
         let cfg = &shared.config;
+        let stats = Rc::new(ArenaStats { reg: shared.register(Kind::Frame), live_handles: Cell::new(0) });
         Self {
+            counters: NonNull::from(&**stats.reg.counters()),
             ptr: Cell::new(ptr::null_mut()),
             limit: Cell::new(ptr::null_mut()),
             cur: Cell::new(None),
@@ -73,11 +76,10 @@ impl FrameArena {
             chunks: RefCell::new(Vec::new()),
             used_before: Cell::new(0),
             seg_start: Cell::new(ptr::null_mut()),
-            seq: Cell::new(0),
             frame_open: Cell::new(false),
             open_scopes: Cell::new(0),
             next_chunk: Cell::new(cfg.frame_chunk_bytes),
-            stats: Rc::new(ArenaStats { reg: shared.register(Kind::Frame), live_handles: Cell::new(0) }),
+            stats,
             max_chunk: cfg.frame_chunk_max_bytes,
             budget: cfg.max_frame_bytes,
         }
@@ -132,15 +134,21 @@ impl FrameArena {
     }
 
     #[inline(always)]
+    fn counters(&self) -> &Counters {
+        // SAFETY: the counters live in an `Arc` held by `self.stats`, which lives as long as
+        // `self`.
+        unsafe { self.counters.as_ref() }
+    }
+
+    #[inline(always)]
     fn note_alloc(&self, size: usize) {
-        self.seq.set(self.seq.get() + 1);
-        self.stats.reg.counters().own_alloc(size);
+        self.counters().own_alloc(size);
     }
 
     /// Uncounts `bytes` of scope allocations that died with their scope.
     pub(crate) fn note_scope_free(&self, bytes: usize) {
         if bytes != 0 {
-            self.stats.reg.counters().own_free(bytes);
+            self.counters().own_free(bytes);
         }
     }
 
@@ -285,14 +293,14 @@ impl FrameArena {
             cur_index: self.cur_index.get(),
             used_before: self.used_before.get(),
             seg_start: self.seg_start.get(),
-            seq: self.seq.get(),
+            seq: self.counters().own_allocations(),
         }
     }
 
     /// Ends a scope that made `own` allocations since `mark`: rewinds if nothing else did.
     pub(crate) fn end_scope(&self, mark: Mark, own: u64) {
         self.open_scopes.set(self.open_scopes.get() - 1);
-        if self.seq.get() != mark.seq + own {
+        if self.counters().own_allocations() != mark.seq + own {
             return;
         }
         self.ptr.set(mark.ptr);
