@@ -80,11 +80,22 @@ fn external() -> Option<u64> {
     f().map(|id| KIND_EXTERNAL | (id.get() & ID_MASK))
 }
 
+fn fresh_thread_identity() -> u64 {
+    KIND_THREAD | (NEXT_THREAD.fetch_add(1, Ordering::Relaxed) & ID_MASK)
+}
+
 #[cold]
 fn assign_thread_identity(c: &Context) -> u64 {
-    let id = KIND_THREAD | (NEXT_THREAD.fetch_add(1, Ordering::Relaxed) & ID_MASK);
+    let id = fresh_thread_identity();
     c.thread.set(id);
     id
+}
+
+/// When the thread-local is gone (thread teardown): an identity used once and never again, so
+/// it matches no heap's owner and no heap made with it can ever take the fast path.
+#[cold]
+fn teardown_identity() -> u64 {
+    fresh_thread_identity()
 }
 
 /// The identity of whoever is running on this thread now. Never [`NOBODY`].
@@ -101,8 +112,7 @@ pub(crate) fn current() -> u64 {
             }
             thread_of(c)
         })
-        // During thread teardown: an identity nobody owns, so every heap takes its slow path.
-        .unwrap_or(KIND_THREAD | ID_MASK)
+        .unwrap_or_else(|_| teardown_identity())
 }
 
 #[inline]
@@ -118,7 +128,7 @@ fn thread_of(c: &Context) -> u64 {
 /// This thread's own identity (even while a task is polled on it).
 #[inline]
 pub(crate) fn current_thread() -> u64 {
-    CONTEXT.try_with(thread_of).unwrap_or(KIND_THREAD | ID_MASK)
+    CONTEXT.try_with(thread_of).unwrap_or_else(|_| teardown_identity())
 }
 
 /// `true` while a task of any executor is being polled on this thread (FA701).
