@@ -26,3 +26,8 @@ pub use framealloc_runtime as runtime;
 /// framealloc on tokio: `TaskAlloc`, `AsyncPoolGuard` and per-task heaps for tokio tasks.
 #[cfg(feature = "tokio")]
 pub use framealloc_tokio as tokio;
+
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
