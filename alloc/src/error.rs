@@ -36,20 +36,20 @@ enum Kind {
 pub struct AllocError {
     kind: Kind,
     requested: usize,
-    owner: String,
+    owner: u64,
 }
 
 impl AllocError {
     pub(crate) fn budget(budget: Budget, cap: usize, used: usize, requested: usize, owner: u64) -> Self {
-        Self { kind: Kind::Budget { budget, cap, used }, requested, owner: crate::identity::describe(owner) }
+        Self { kind: Kind::Budget { budget, cap, used }, requested, owner }
     }
 
     pub(crate) fn out_of_memory(requested: usize) -> Self {
-        Self { kind: Kind::OutOfMemory, requested, owner: crate::identity::describe(crate::identity::current()) }
+        Self { kind: Kind::OutOfMemory, requested, owner: crate::identity::current() }
     }
 
     pub(crate) fn capacity_overflow() -> Self {
-        Self { kind: Kind::CapacityOverflow, requested: usize::MAX, owner: crate::identity::describe(crate::identity::current()) }
+        Self { kind: Kind::CapacityOverflow, requested: usize::MAX, owner: crate::identity::current() }
     }
 
     /// `true` if a budget of the configuration was hit.
@@ -106,12 +106,12 @@ impl fmt::Display for AllocError {
                 self.requested,
                 used,
                 cap,
-                self.owner
+                crate::identity::describe(self.owner)
             ),
             Kind::OutOfMemory => {
-                write!(f, "framealloc: the system allocator refused {} bytes, in {}", self.requested, self.owner)
+                write!(f, "framealloc: the system allocator refused {} bytes, in {}", self.requested, crate::identity::describe(self.owner))
             }
-            Kind::CapacityOverflow => write!(f, "framealloc: capacity overflow, in {}", self.owner),
+            Kind::CapacityOverflow => write!(f, "framealloc: capacity overflow, in {}", crate::identity::describe(self.owner)),
         }
     }
 }

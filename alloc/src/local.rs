@@ -49,54 +49,56 @@ thread_local! {
     static LAST: Cell<(u64, *const ThreadEntry)> = const { Cell::new((0, ptr::null())) };
 }
 
-/// Calls `f` with this thread's entry for `handle`, or with `None` during thread teardown.
-#[inline]
-pub(crate) fn with_entry<R>(handle: &Arc<AllocHandle>, f: impl FnOnce(Option<&ThreadEntry>) -> R) -> R {
+/// This thread's entry for `handle`, or `None` during thread teardown.
+///
+/// The entry stays valid while `handle` lives and the thread is not tearing down: entries are
+/// removed only when their `SmartAlloc` is gone, or when the thread-local list is destroyed.
+#[inline(always)]
+pub(crate) fn entry(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
     let (id, p) = LAST.try_with(|l| l.get()).unwrap_or((0, ptr::null()));
-    if id == handle.id && !p.is_null() {
-        // SAFETY: `LAST` points to a boxed entry of `ENTRIES`; entries are removed only when
-        // their `SmartAlloc` is gone (not the case: `handle` is alive) or at teardown, which
-        // clears `LAST` first.
-        return f(Some(unsafe { &*p }));
+    if id == handle.id {
+        if let Some(p) = NonNull::new(p.cast_mut()) {
+            return Some(p);
+        }
     }
-    with_entry_slow(handle, f)
+    entry_slow(handle)
 }
 
 #[cold]
-fn with_entry_slow<R>(handle: &Arc<AllocHandle>, f: impl FnOnce(Option<&ThreadEntry>) -> R) -> R {
-    let found = ENTRIES.try_with(|e| {
-        let mut e = e.borrow_mut();
-        // Drop entries of dead `SmartAlloc`s, outside the borrow (their drop may allocate).
-        // Moving the boxes does not move the entries, so pointers to live ones stay valid.
-        let (live, dead): (Vec<_>, Vec<_>) = core::mem::take(&mut e.0).into_iter().partition(|x| x.alive.strong_count() > 0);
-        e.0 = live;
-        let p: *const ThreadEntry = match e.0.iter().find(|x| x.id == handle.id) {
-            Some(x) => &**x,
-            None => {
-                e.0.push(Box::new(ThreadEntry {
-                    id: handle.id,
-                    alive: Arc::downgrade(handle),
-                    frame: Rc::new(FrameArena::new(&handle.shared)),
-                    pool: Cell::new(None),
-                }));
-                &**e.0.last().expect("just pushed")
-            }
-        };
-        drop(e);
-        let _ = LAST.try_with(|l| l.set((handle.id, p)));
-        drop(dead);
-        p
-    });
-    match found {
-        // SAFETY: just found or inserted, boxed, and kept while `handle` lives.
-        Ok(p) => f(Some(unsafe { &*p })),
-        Err(_) => f(None),
-    }
+#[inline(never)]
+fn entry_slow(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
+    ENTRIES
+        .try_with(|e| {
+            let mut e = e.borrow_mut();
+            // Drop entries of dead `SmartAlloc`s, outside the borrow (their drop may allocate).
+            // Moving the boxes does not move the entries, so pointers to live ones stay valid.
+            let (live, dead): (Vec<_>, Vec<_>) =
+                core::mem::take(&mut e.0).into_iter().partition(|x| x.alive.strong_count() > 0);
+            e.0 = live;
+            let p = match e.0.iter().position(|x| x.id == handle.id) {
+                Some(i) => NonNull::from(&*e.0[i]),
+                None => {
+                    e.0.push(Box::new(ThreadEntry {
+                        id: handle.id,
+                        alive: Arc::downgrade(handle),
+                        frame: Rc::new(FrameArena::new(&handle.shared)),
+                        pool: Cell::new(None),
+                    }));
+                    NonNull::from(&**e.0.last().expect("just pushed"))
+                }
+            };
+            drop(e);
+            let _ = LAST.try_with(|l| l.set((handle.id, p.as_ptr().cast_const())));
+            drop(dead);
+            p
+        })
+        .ok()
 }
 
 /// This thread's pool heap for `handle`, with one handle counted.
 pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> Target {
-    with_entry(handle, |entry| match entry {
+    // SAFETY: see `entry`: valid for this call, which `handle` outlives.
+    match entry(handle).map(|e| unsafe { e.as_ref() }) {
         Some(e) => {
             let heap = match e.pool.get() {
                 Some(h) => h,
@@ -111,7 +113,7 @@ pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> Target {
             Target { heap, scope: None }
         }
         None => teardown_heap(&handle.shared),
-    })
+    }
 }
 
 /// During thread teardown: a heap with no owner, kept alive only by the handle made from it.

@@ -141,11 +141,6 @@ impl Shared {
         (KindStats { live_bytes: live, high_water_bytes: high, allocations }, count, quarantined)
     }
 
-    /// Records the frame kind's high-water mark (at frame boundaries).
-    pub(crate) fn sample_frames(&self) {
-        let _ = self.kind_stats(Kind::Frame);
-    }
-
     pub(crate) fn stats(&self) -> AllocStats {
         let (frame, _, fq) = self.kind_stats(Kind::Frame);
         let (task, task_heaps, tq) = self.kind_stats(Kind::Task);

@@ -70,15 +70,18 @@ impl SmartAlloc {
     }
 
     /// The calling thread's frame arena; panics with FA701 inside a task.
-    #[inline]
-    fn with_frame<R>(&self, what: &str, f: impl FnOnce(&Rc<FrameArena>) -> R) -> R {
+    #[inline(always)]
+    #[track_caller]
+    fn arena(&self, what: &'static str) -> &Rc<FrameArena> {
         if identity::in_task() {
             fa701(what);
         }
-        local::with_entry(&self.handle, |e| match e {
-            Some(e) => f(&e.frame),
+        match local::entry(&self.handle) {
+            // SAFETY: the entry lives while `self.handle` does (we borrow it for the returned
+            // lifetime) and the thread is not tearing down (`entry` returned it).
+            Some(e) => unsafe { &(*e.as_ptr()).frame },
             None => teardown(what),
-        })
+        }
     }
 
     /// Opens a frame on the calling thread: every frame allocation of the previous frame is
@@ -88,18 +91,15 @@ impl SmartAlloc {
     /// or (FA701) while a task is polled.
     #[track_caller]
     pub fn begin_frame(&self) {
-        self.with_frame("begin_frame", |a| a.begin_frame());
-        let shared = self.shared();
-        shared.frames.fetch_add(1, Relaxed);
-        shared.sample_frames();
+        self.arena("begin_frame").begin_frame();
+        self.shared().frames.fetch_add(1, Relaxed);
     }
 
     /// Closes the calling thread's frame. Its data stays readable until the next `begin_frame`.
     /// Panics if no frame is open on this thread, or (FA701) while a task is polled.
     #[track_caller]
     pub fn end_frame(&self) {
-        self.with_frame("end_frame", |a| a.end_frame());
-        self.shared().sample_frames();
+        self.arena("end_frame").end_frame();
     }
 
     /// `begin_frame` calls on this `SmartAlloc` so far (all threads).
@@ -110,24 +110,29 @@ impl SmartAlloc {
     /// Moves `value` into the current frame, or returns the error (frame or total budget).
     #[inline]
     pub fn try_frame_box<T>(&self, value: T) -> Result<FrameBox<'_, T>, AllocError> {
-        self.with_frame("frame_box", |a| {
-            let (p, chunk) = a.alloc_counted(Layout::new::<T>())?;
-            let p = p.cast::<T>();
-            // SAFETY: fresh block for a `T`, counted in `chunk` for the handle we return.
-            unsafe {
-                p.as_ptr().write(value);
-                Ok(FrameBox::from_raw(p, chunk))
-            }
-        })
+        let (p, chunk) = self.arena("frame_box").alloc_counted(Layout::new::<T>())?;
+        let p = p.cast::<T>();
+        // SAFETY: fresh block for a `T`, counted in `chunk` for the handle we return.
+        unsafe {
+            p.as_ptr().write(value);
+            Ok(FrameBox::from_raw(p, chunk))
+        }
     }
 
     /// Moves `value` into the current frame. Panics if a budget is exceeded.
     #[inline]
     #[track_caller]
     pub fn frame_box<T>(&self, value: T) -> FrameBox<'_, T> {
-        match self.try_frame_box(value) {
-            Ok(b) => b,
+        // Allocate first and write once: the value is not moved through a `Result`.
+        let (p, chunk) = match self.arena("frame_box").alloc_counted(Layout::new::<T>()) {
+            Ok(r) => r,
             Err(e) => fail(e),
+        };
+        let p = p.cast::<T>();
+        // SAFETY: fresh block for a `T`, counted in `chunk` for the handle we return.
+        unsafe {
+            p.as_ptr().write(value);
+            FrameBox::from_raw(p, chunk)
         }
     }
 
@@ -141,14 +146,14 @@ impl SmartAlloc {
     /// An empty vector in the current frame; it allocates when it grows.
     #[track_caller]
     pub fn frame_vec<T>(&self) -> FrameVec<'_, T> {
-        self.with_frame("frame_vec", |a| FrameVec::new_in(a.clone()))
+        FrameVec::new_in(self.arena("frame_vec").clone())
     }
 
     /// Clones `src` into the current frame, or returns the error.
     pub fn try_frame_slice<T: Clone>(&self, src: &[T]) -> Result<FrameSlice<'_, T>, AllocError> {
         let layout = Layout::array::<T>(src.len()).map_err(|_| AllocError::capacity_overflow())?;
-        self.with_frame("frame_slice", |a| {
-            let (p, chunk) = a.alloc_counted(layout)?;
+        {
+            let (p, chunk) = self.arena("frame_slice").alloc_counted(layout)?;
             let p: NonNull<T> = p.cast();
             // Count initialised elements so a panicking `clone` drops exactly those, and gives
             // the chunk count back.
@@ -176,7 +181,7 @@ impl SmartAlloc {
             core::mem::forget(partial);
             // SAFETY: all `len` slots initialised; the count in `chunk` is the handle's.
             Ok(unsafe { FrameSlice::from_raw(p, src.len(), chunk) })
-        })
+        }
     }
 
     /// Clones `src` into the current frame. Panics if a budget is exceeded.
@@ -192,7 +197,7 @@ impl SmartAlloc {
     /// borrow the scope and so cannot leave `f`. The memory is reused as soon as `f` returns.
     #[track_caller]
     pub fn frame_scope<R>(&self, f: impl FnOnce(&FrameScope<'_>) -> R) -> R {
-        self.with_frame("frame_scope", |a| scope::run(a, f))
+        scope::run(self.arena("frame_scope"), f)
     }
 
     /// Moves `value` into the current task's heap (inside a task) or this thread's pool, or

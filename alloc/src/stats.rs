@@ -15,9 +15,9 @@ pub struct KindStats {
     /// Bytes of allocations alive now (requested sizes; not chunks held or cached).
     /// Zero-sized values take no memory and are not counted.
     pub live_bytes: u64,
-    /// Highest `live_bytes` seen: exact per arena and per heap (its peak is recorded before
-    /// every free), and for the sum over several arenas or heaps, the highest sum seen at
-    /// frame boundaries, heap releases and `stats()` calls.
+    /// Highest `live_bytes` seen. Exact for a single arena or heap (its peak is recorded
+    /// before every free and at every scope exit); over several arenas or heaps, the highest
+    /// of their sum seen by `stats()` calls, and never below any single one's peak.
     pub high_water_bytes: u64,
     /// Allocations made so far (not counting zero-sized values).
     pub allocations: u64,
@@ -97,6 +97,16 @@ impl Counters {
             self.peak.store(live as u64, Relaxed);
         }
         self.own_live.store(own - bytes as i64, Relaxed);
+    }
+
+    /// A frame scope that made `allocations` of `bytes` ended: they were all alive together
+    /// on top of what is live now, and are gone.
+    pub(crate) fn scope_ended(&self, allocations: u64, bytes: usize) {
+        self.own_allocs.store(self.own_allocs.load(Relaxed) + allocations, Relaxed);
+        let peak = (self.own_live.load(Relaxed) + self.other_live.load(Relaxed)).max(0) as u64 + bytes as u64;
+        if peak > self.peak.load(Relaxed) {
+            self.peak.store(peak, Relaxed);
+        }
     }
 
     /// A non-owner made an allocation of `bytes`.

@@ -7,6 +7,7 @@
 //! dropping it returns the whole heap in O(chunks).
 
 use crate::error::{fail, AllocError};
+use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
 use crate::identity;
 use crate::stats::Kind;
@@ -92,15 +93,25 @@ impl TaskAlloc {
         unsafe { self.heap.as_ref() }
     }
 
+    /// A block for a `T`: the owner's compile-time class fast path, else the general path.
+    #[inline(always)]
+    fn block_for<T>(&self) -> Result<NonNull<T>, AllocError> {
+        let size = core::mem::size_of::<T>();
+        if let Some(class) = ClassOf::<T>::SMALL {
+            if let Some(p) = self.heap().try_alloc_owned_class(class, size) {
+                return Ok(p.cast());
+            }
+        }
+        if size == 0 {
+            return Ok(NonNull::dangling());
+        }
+        self.heap().allocate(Layout::new::<T>()).map(NonNull::cast)
+    }
+
     /// Moves `value` into the heap, or returns the error (dropping `value`).
     #[inline]
     pub fn try_alloc_box<T>(&self, value: T) -> Result<TaskBox<'_, T>, AllocError> {
-        let layout = Layout::new::<T>();
-        let ptr = if layout.size() == 0 {
-            NonNull::dangling()
-        } else {
-            self.heap().allocate(layout)?.cast::<T>()
-        };
+        let ptr = self.block_for::<T>()?;
         // SAFETY: `ptr` is valid for a `T` (fresh block, or dangling for a zero-sized `T`).
         unsafe { ptr.as_ptr().write(value) };
         Ok(TaskBox { ptr, heap: self.heap(), _owns: PhantomData })
@@ -110,10 +121,14 @@ impl TaskAlloc {
     #[inline]
     #[track_caller]
     pub fn alloc_box<T>(&self, value: T) -> TaskBox<'_, T> {
-        match self.try_alloc_box(value) {
-            Ok(b) => b,
+        // Allocate first and write once: the value is not moved through a `Result`.
+        let ptr = match self.block_for::<T>() {
+            Ok(p) => p,
             Err(e) => fail(e),
-        }
+        };
+        // SAFETY: `ptr` is valid for a `T` (fresh block, or dangling for a zero-sized `T`).
+        unsafe { ptr.as_ptr().write(value) };
+        TaskBox { ptr, heap: self.heap(), _owns: PhantomData }
     }
 
     /// An empty vector in the heap; it allocates when it grows.
@@ -179,15 +194,23 @@ impl<'a, T> TaskBox<'a, T> {
 
 /// # Safety
 /// `ptr` is a block for a `T` from `heap` whose value was moved out or dropped.
+#[inline(always)]
 unsafe fn free_block<T>(heap: &HeapCore, ptr: NonNull<T>) {
-    let layout = Layout::new::<T>();
-    if layout.size() != 0 {
+    let size = core::mem::size_of::<T>();
+    if let Some(class) = ClassOf::<T>::SMALL {
+        // SAFETY: per the caller; the class is `T`'s.
+        if unsafe { heap.try_free_owned_class(ptr.cast(), class, size) } {
+            return;
+        }
+    }
+    if size != 0 {
         // SAFETY: per the caller.
-        unsafe { heap.deallocate(ptr.cast(), layout) };
+        unsafe { heap.deallocate(ptr.cast(), Layout::new::<T>()) };
     }
 }
 
 impl<T> Drop for TaskBox<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         let (heap, ptr) = (self.heap, self.ptr);
         // SAFETY: we own the block; freed once, even if `T::drop` panics.

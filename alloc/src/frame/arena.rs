@@ -11,8 +11,12 @@
 //!   rewound.
 //! * The frame budget is folded into `limit`: when the budget would end inside the current
 //!   chunk, `limit` is raised to that point, so the fast path needs no extra check.
+//! * `begin_frame` recycles in O(chunks used by the frame): it checks each for live handles
+//!   (one load each; chunks double in size, so that is a handful) and rewinds to the first.
 //! * `frame_scope` marks the bump position and rewinds to it on exit, unless something outside
-//!   the scope allocated in between.
+//!   the scope allocated in between: a counted allocation (seen in the counters), or a shallower
+//!   scope (each scope allocation compares its depth with the innermost open one; a mismatch is
+//!   recorded, off the fast path, in `shallowest_foreign`).
 
 use super::chunk::{ArenaStats, FrameChunk, HEADER};
 use crate::error::{AllocError, Budget};
@@ -44,7 +48,13 @@ pub(crate) struct FrameArena {
     /// the sequence number scope rewinds check.
     counters: NonNull<Counters>,
     frame_open: Cell<bool>,
+    /// Depth of the innermost open scope (0: none).
     open_scopes: Cell<usize>,
+    /// Smallest depth of a scope that allocated while a deeper one was innermost, since the
+    /// innermost scope opened (`usize::MAX`: none).
+    shallowest_foreign: Cell<usize>,
+    /// Allocations of ended scopes, counted into the counters at scope exit.
+    scope_allocations: Cell<u64>,
     next_chunk: Cell<usize>,
     stats: Rc<ArenaStats>,
     max_chunk: usize,
@@ -60,13 +70,19 @@ pub(crate) struct Mark {
     cur_index: usize,
     used_before: usize,
     seg_start: *mut u8,
-    seq: u64,
+    /// Counted (handle) allocations so far: the counters' total minus scope allocations.
+    counted: u64,
+    /// Bytes handed out this frame at the mark.
+    used: usize,
+    shallowest_foreign: usize,
+    /// Depth of the scope this mark opens.
+    pub(crate) depth: usize,
 }
 
 impl FrameArena {
     pub(crate) fn new(shared: &Arc<Shared>) -> Self {
         let cfg = &shared.config;
-        let stats = Rc::new(ArenaStats { reg: shared.register(Kind::Frame), live_handles: Cell::new(0) });
+        let stats = Rc::new(ArenaStats { reg: shared.register(Kind::Frame) });
         Self {
             counters: NonNull::from(&**stats.reg.counters()),
             ptr: Cell::new(ptr::null_mut()),
@@ -78,6 +94,8 @@ impl FrameArena {
             seg_start: Cell::new(ptr::null_mut()),
             frame_open: Cell::new(false),
             open_scopes: Cell::new(0),
+            shallowest_foreign: Cell::new(usize::MAX),
+            scope_allocations: Cell::new(0),
             next_chunk: Cell::new(cfg.frame_chunk_bytes),
             stats,
             max_chunk: cfg.frame_chunk_max_bytes,
@@ -119,18 +137,26 @@ impl FrameArena {
         Ok((p, Some(chunk)))
     }
 
-    /// Allocates `layout` for a scope (no handle counting).
-    #[inline]
-    pub(crate) fn alloc_uncounted(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    /// Allocates `layout` for the scope of `depth` (not counted: the scope counts its
+    /// allocations and reports them when it ends).
+    #[inline(always)]
+    pub(crate) fn alloc_scoped(&self, layout: Layout, depth: usize) -> Result<NonNull<u8>, AllocError> {
         if layout.size() == 0 {
             return Ok(dangling(layout));
         }
-        let p = match self.bump(layout) {
-            Some(p) => p,
-            None => self.alloc_slow(layout)?,
-        };
-        self.note_alloc(layout.size());
-        Ok(p)
+        if depth != self.open_scopes.get() {
+            self.note_foreign(depth);
+        }
+        match self.bump(layout) {
+            Some(p) => Ok(p),
+            None => self.alloc_slow(layout),
+        }
+    }
+
+    /// A scope allocated while a deeper one was innermost.
+    #[cold]
+    fn note_foreign(&self, depth: usize) {
+        self.shallowest_foreign.set(self.shallowest_foreign.get().min(depth));
     }
 
     #[inline(always)]
@@ -145,10 +171,12 @@ impl FrameArena {
         self.counters().own_alloc(size);
     }
 
-    /// Uncounts `bytes` of scope allocations that died with their scope.
-    pub(crate) fn note_scope_free(&self, bytes: usize) {
-        if bytes != 0 {
-            self.counters().own_free(bytes);
+    /// Bytes handed out this frame so far.
+    fn used(&self) -> usize {
+        if self.cur.get().is_some() {
+            self.used_now()
+        } else {
+            self.used_before.get()
         }
     }
 
@@ -162,7 +190,7 @@ impl FrameArena {
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let cap = self.budget.unwrap_or(usize::MAX);
-        let used = if self.cur.get().is_some() { self.used_now() } else { self.used_before.get() };
+        let used = self.used();
         let over = |needed: usize| AllocError::budget(Budget::Frame, cap, used, needed, identity::current());
         if used.saturating_add(layout.size()) > cap {
             return Err(over(layout.size()));
@@ -200,7 +228,7 @@ impl FrameArena {
 
     /// Moves to the next chunk of the list, or a new chunk that can hold `layout`.
     fn next_segment(&self, layout: Layout) -> Result<(), AllocError> {
-        let used = if self.cur.get().is_some() { self.used_now() } else { self.used_before.get() };
+        let used = self.used();
         let mut chunks = self.chunks.borrow_mut();
         let next = if self.cur.get().is_some() { self.cur_index.get() + 1 } else { 0 };
         let needed = HEADER + layout.size() + layout.align();
@@ -244,7 +272,7 @@ impl FrameArena {
         if self.frame_open.get() {
             misuse("begin_frame() called twice on this thread without end_frame() in between");
         }
-        if self.stats.live_handles.get() != 0 {
+        if self.cur.get().is_some() {
             self.quarantine_live_chunks();
         }
         self.rewind_to_start();
@@ -259,20 +287,36 @@ impl FrameArena {
         self.frame_open.set(false);
     }
 
-    /// Detaches every chunk some handle still points into.
-    #[cold]
+    /// Detaches every chunk of this frame that some handle still points into. Only chunks up
+    /// to the current one were used (a scope never rewinds past a counted allocation).
     fn quarantine_live_chunks(&self) {
+        let used = self.cur_index.get() + 1;
+        let chunks = self.chunks.borrow();
+        // SAFETY: chunks in the list are live.
+        if chunks[..used].iter().all(|c| unsafe { c.as_ref() }.live() == 0) {
+            return;
+        }
+        drop(chunks);
+        self.detach_live_chunks(used);
+    }
+
+    #[cold]
+    fn detach_live_chunks(&self, used: usize) {
         let mut chunks = self.chunks.borrow_mut();
-        chunks.retain(|&c| {
+        let mut i = 0;
+        let mut end = used;
+        while i < end {
+            let c = chunks[i];
             // SAFETY: chunks in the list are live.
             if unsafe { c.as_ref() }.live() == 0 {
-                true
+                i += 1;
             } else {
-                // SAFETY: removed from the list right here (retain drops it).
+                chunks.remove(i);
+                end -= 1;
+                // SAFETY: just removed from the list.
                 unsafe { FrameChunk::detach(c) };
-                false
             }
-        });
+        }
     }
 
     fn rewind_to_start(&self) {
@@ -285,7 +329,9 @@ impl FrameArena {
     }
 
     pub(crate) fn mark(&self) -> Mark {
-        self.open_scopes.set(self.open_scopes.get() + 1);
+        let depth = self.open_scopes.get() + 1;
+        self.open_scopes.set(depth);
+        let shallowest_foreign = self.shallowest_foreign.replace(usize::MAX);
         Mark {
             ptr: self.ptr.get(),
             limit: self.limit.get(),
@@ -293,14 +339,32 @@ impl FrameArena {
             cur_index: self.cur_index.get(),
             used_before: self.used_before.get(),
             seg_start: self.seg_start.get(),
-            seq: self.counters().own_allocations(),
+            counted: self.counted(),
+            used: self.used(),
+            shallowest_foreign,
+            depth,
         }
     }
 
-    /// Ends a scope that made `own` allocations since `mark`: rewinds if nothing else did.
-    pub(crate) fn end_scope(&self, mark: Mark, own: u64) {
-        self.open_scopes.set(self.open_scopes.get() - 1);
-        if self.counters().own_allocations() != mark.seq + own {
+    fn counted(&self) -> u64 {
+        self.counters().own_allocations() - self.scope_allocations.get()
+    }
+
+    /// Ends the scope `mark` opened, which made `allocations`: counts them, and rewinds if
+    /// nobody else allocated since the mark.
+    pub(crate) fn end_scope(&self, mark: Mark, allocations: u64) {
+        self.open_scopes.set(mark.depth - 1);
+        let foreign = self.shallowest_foreign.get();
+        self.shallowest_foreign.set(foreign.min(mark.shallowest_foreign));
+        let clean = self.counted() == mark.counted && foreign >= mark.depth;
+        if allocations != 0 {
+            // The scope's allocations (the bytes it bumped, padding included) were all alive at
+            // once until now, and die now.
+            let bytes = self.used().saturating_sub(mark.used);
+            self.counters().scope_ended(allocations, bytes);
+            self.scope_allocations.set(self.scope_allocations.get() + allocations);
+        }
+        if !clean {
             return;
         }
         self.ptr.set(mark.ptr);

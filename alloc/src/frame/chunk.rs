@@ -13,11 +13,9 @@ use std::alloc::{alloc, dealloc, Layout};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// What chunks and handles share with their arena: its registered counters and the number of
-/// counted handles alive in the whole arena.
+/// What chunks and handles share with their arena: its registered counters.
 pub(crate) struct ArenaStats {
     pub(crate) reg: Registration,
-    pub(crate) live_handles: Cell<usize>,
 }
 
 /// Header at the start of every frame chunk.
@@ -68,7 +66,6 @@ impl FrameChunk {
     #[inline]
     pub(crate) fn retain(&self) {
         self.live.set(self.live.get() + 1);
-        self.stats.live_handles.set(self.stats.live_handles.get() + 1);
     }
 
     /// A counted handle of `bytes` dropped; frees a detached chunk whose last handle it was.
@@ -80,7 +77,6 @@ impl FrameChunk {
         // SAFETY: live per the caller.
         let c = unsafe { this.as_ref() };
         c.stats.reg.counters().own_free(bytes);
-        c.stats.live_handles.set(c.stats.live_handles.get() - 1);
         let live = c.live.get() - 1;
         c.live.set(live);
         if live == 0 && c.detached.get() {

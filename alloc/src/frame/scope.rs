@@ -33,21 +33,20 @@ use std::alloc::Layout;
 /// ```
 pub struct FrameScope<'s> {
     arena: &'s FrameArena,
+    depth: usize,
     allocations: Cell<u64>,
-    bytes: Cell<usize>,
     _not_send: NotSend,
 }
 
 impl<'s> FrameScope<'s> {
-    pub(crate) fn new(arena: &'s FrameArena) -> Self {
-        Self { arena, allocations: Cell::new(0), bytes: Cell::new(0), _not_send: PhantomData }
+    pub(crate) fn new(arena: &'s FrameArena, depth: usize) -> Self {
+        Self { arena, depth, allocations: Cell::new(0), _not_send: PhantomData }
     }
 
     #[inline(always)]
     fn raw(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let p = self.arena.alloc_uncounted(layout)?;
+        let p = self.arena.alloc_scoped(layout, self.depth)?;
         self.allocations.set(self.allocations.get() + 1);
-        self.bytes.set(self.bytes.get() + layout.size());
         Ok(p)
     }
 
@@ -90,8 +89,8 @@ impl<'s> FrameScope<'s> {
         }
     }
 
-    pub(crate) fn finish(self) -> (u64, usize) {
-        (self.allocations.get(), self.bytes.get())
+    pub(crate) fn finish(self) -> u64 {
+        self.allocations.get()
     }
 }
 
@@ -144,12 +143,11 @@ pub(crate) fn run<R>(arena: &FrameArena, f: impl FnOnce(&FrameScope<'_>) -> R) -
     }
     impl Drop for End<'_> {
         fn drop(&mut self) {
-            let (allocations, bytes) = self.scope.take().expect("scope present").finish();
-            self.arena.note_scope_free(bytes);
+            let allocations = self.scope.take().expect("scope present").finish();
             self.arena.end_scope(self.mark, allocations);
         }
     }
     let mark = arena.mark();
-    let end = End { arena, mark, scope: Some(FrameScope::new(arena)) };
+    let end = End { arena, mark, scope: Some(FrameScope::new(arena, mark.depth)) };
     f(end.scope.as_ref().expect("scope present"))
 }

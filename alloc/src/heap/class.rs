@@ -55,9 +55,27 @@ const CLASS_OF: [u8; MAX_CLASS_SIZE / 16 + 1] = {
 
 /// The class serving `size` bytes (`1..=MAX_CLASS_SIZE`).
 #[inline]
-pub(crate) fn class_of(size: usize) -> usize {
+pub(crate) const fn class_of(size: usize) -> usize {
     debug_assert!(size > 0 && size <= MAX_CLASS_SIZE);
     CLASS_OF[(size + 15) >> 4] as usize
+}
+
+/// Sizes every heap serves from a class, whatever its chunk size (chunks are at least 4 KiB
+/// and serve up to a quarter of that).
+pub(crate) const ALWAYS_SMALL: usize = 1024;
+
+/// The class of a `T`, known at compile time, when every heap serves it from a class.
+pub(crate) struct ClassOf<T>(core::marker::PhantomData<T>);
+
+impl<T> ClassOf<T> {
+    pub(crate) const SMALL: Option<usize> = {
+        let (size, align) = (core::mem::size_of::<T>(), core::mem::align_of::<T>());
+        if size > 0 && size <= ALWAYS_SMALL && align <= BLOCK_ALIGN {
+            Some(class_of(size))
+        } else {
+            None
+        }
+    };
 }
 
 #[cfg(all(test, not(loom)))]

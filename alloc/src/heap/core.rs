@@ -19,6 +19,8 @@
 
 use super::blocks::BlockArena;
 use super::class::{class_of, BLOCK_ALIGN, CLASS_SIZE};
+#[allow(unused_imports)] // named in docs
+use super::class::ClassOf;
 use crate::chunk;
 use crate::error::{AllocError, Budget};
 use crate::guard::Scope;
@@ -112,8 +114,38 @@ impl HeapCore {
         layout.size() <= self.max_small && layout.align() <= BLOCK_ALIGN
     }
 
+    /// Owner fast path for a class known at compile time (see [`ClassOf`]): `None` when the
+    /// caller is not the owner or the class needs a refill; the caller then uses
+    /// [`allocate`](Self::allocate).
+    #[inline(always)]
+    pub(crate) fn try_alloc_owned_class(&self, class: usize, size: usize) -> Option<NonNull<u8>> {
+        if !self.is_owner() {
+            return None;
+        }
+        // SAFETY: we are the owner.
+        let p = unsafe { self.local() }.arena.alloc(class)?;
+        self.counters().own_alloc(size);
+        Some(p)
+    }
+
+    /// Owner fast path of [`deallocate`](Self::deallocate) for a class known at compile time:
+    /// `false` (nothing done) when the caller is not the owner.
+    ///
+    /// # Safety
+    /// As for `deallocate`, and `class`/`size` are those of the block's `T` ([`ClassOf`]).
+    #[inline(always)]
+    pub(crate) unsafe fn try_free_owned_class(&self, ptr: NonNull<u8>, class: usize, size: usize) -> bool {
+        if !self.is_owner() {
+            return false;
+        }
+        // SAFETY: we are the owner; the block is ours and unused (caller).
+        unsafe { self.local().arena.free(ptr, class) };
+        self.counters().own_free(size);
+        true
+    }
+
     /// Allocates `layout` (non-zero size) for whoever is calling.
-    #[inline]
+    #[inline(never)]
     pub(crate) fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_owner() {
             // SAFETY: we are the owner.
@@ -230,7 +262,7 @@ impl HeapCore {
     ///
     /// # Safety
     /// `ptr` came from this heap's `allocate*` with the same `layout`, and is not used again.
-    #[inline]
+    #[inline(never)]
     pub(crate) unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         let owner = self.is_owner();
         if !self.is_small(layout) {
