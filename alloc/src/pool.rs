@@ -9,6 +9,7 @@
 
 use crate::error::{fail, AllocError};
 use crate::guard::{self, Scope, Target};
+use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
 use crate::identity;
 use crate::smart::AllocHandle;
@@ -73,7 +74,15 @@ impl<T> PoolBox<T> {
         let t = target(handle);
         // SAFETY: `target` counted a handle, so the heap is alive.
         let heap = unsafe { t.heap.as_ref() };
-        match heap.allocate(layout) {
+        let fast = match ClassOf::<T>::SMALL {
+            Some(class) => heap.try_alloc_owned_class(class, layout.size()),
+            None => None,
+        };
+        let block = match fast {
+            Some(p) => Ok(p),
+            None => heap.allocate(layout),
+        };
+        match block {
             Ok(p) => {
                 let ptr = p.cast::<T>();
                 // SAFETY: fresh block sized and aligned for `T`.
@@ -110,9 +119,17 @@ impl<T> PoolBox<T> {
 /// The value was moved out or dropped; called once per box.
 unsafe fn release<T>(heap: Option<NonNull<HeapCore>>, ptr: NonNull<T>, scope: Option<Arc<Scope>>) {
     if let Some(heap) = heap {
-        // SAFETY: the box's counted handle kept the heap alive; the block is the box's.
+        // SAFETY: the box's counted handle kept the heap alive; the block is the box's, of
+        // `T`'s class when it has one.
         unsafe {
-            heap.as_ref().deallocate(ptr.cast(), Layout::new::<T>());
+            let h = heap.as_ref();
+            let freed = match ClassOf::<T>::SMALL {
+                Some(class) => h.try_free_owned_class(ptr.cast(), class, core::mem::size_of::<T>()),
+                None => false,
+            };
+            if !freed {
+                h.deallocate(ptr.cast(), Layout::new::<T>());
+            }
             HeapCore::release_handle(heap);
         }
     }

@@ -260,3 +260,24 @@ fn task_alloc_inside_a_task_has_its_own_heap() {
     });
     assert_eq!(alloc.stats().heaps_alive, 1);
 }
+
+#[test]
+fn a_task_using_several_allocators_gets_a_heap_for_each() {
+    let (a, b, c) = (SmartAlloc::default(), SmartAlloc::default(), SmartAlloc::default());
+    let mut cx = TaskContext::new();
+    let kept = cx.enter(|| {
+        let x = a.pool_box(1u32);
+        let y = b.pool_box(2u32);
+        let z = c.pool_box(3u32);
+        let y2 = b.pool_box(4u32);
+        assert_eq!([a.stats().task.live_bytes, b.stats().task.live_bytes, c.stats().task.live_bytes], [4, 8, 4]);
+        drop((x, y2));
+        (y, z)
+    });
+    assert_eq!(cx.live_bytes(), 8);
+    drop(cx);
+    assert_eq!((*kept.0, *kept.1), (2, 3));
+    assert_eq!([a.stats().heaps_alive, b.stats().heaps_alive, c.stats().heaps_alive], [0, 1, 1]);
+    drop(kept);
+    assert_eq!(b.stats().heaps_alive + c.stats().heaps_alive, 0);
+}
