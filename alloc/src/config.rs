@@ -90,3 +90,20 @@ impl AllocConfig {
         Ok(())
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_sizes_are_named() {
+        assert_eq!(AllocConfig::default().validate(), Ok(()));
+        let bad = |c: AllocConfig| c.validate().unwrap_err();
+        assert!(bad(AllocConfig { frame_chunk_bytes: 10, ..Default::default() }).contains("frame_chunk_bytes"));
+        assert!(bad(AllocConfig { frame_chunk_max_bytes: 1024, ..Default::default() }).contains("frame_chunk_max_bytes"));
+        assert!(bad(AllocConfig { task_chunk_bytes: 3 << 12, ..Default::default() }).contains("power of two"));
+        assert!(bad(AllocConfig { task_chunk_bytes: 1 << 21, ..Default::default() }).contains("task_chunk_bytes"));
+        let c = AllocConfig::default().with_frame_budget(1).with_task_heap_budget(2).with_total_budget(3);
+        assert_eq!((c.max_frame_bytes, c.max_task_heap_bytes, c.max_total_bytes), (Some(1), Some(2), Some(3)));
+    }
+}

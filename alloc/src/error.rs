@@ -130,3 +130,22 @@ impl std::error::Error for AllocError {}
 pub(crate) fn fail(e: AllocError) -> ! {
     panic!("{e}")
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_and_messages() {
+        let e = AllocError::budget(Budget::Total, 100, 90, 20, crate::identity::current());
+        assert!(e.is_budget() && e.is_total_budget() && !e.is_frame_budget() && !e.is_out_of_memory());
+        assert_eq!((e.cap(), e.requested()), (Some(100), 20));
+        let msg = e.to_string();
+        assert!(msg.contains("total budget") && msg.contains("requested 20 bytes with 90 of 100"), "{msg}");
+        assert!(msg.contains("thread"), "outside a task the thread is named: {msg}");
+        let o = AllocError::out_of_memory(64);
+        assert!(o.is_out_of_memory() && o.cap().is_none() && o.to_string().contains("refused 64 bytes"));
+        assert!(AllocError::capacity_overflow().is_capacity_overflow());
+        assert_eq!(format!("{o:?}"), o.to_string());
+    }
+}

@@ -126,3 +126,57 @@ impl BlockArena {
         *self = Self::new();
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::chunk;
+
+    const SIZE: usize = 4096;
+
+    #[test]
+    fn bump_then_reuse_freed_blocks_lifo() {
+        let mut a = BlockArena::new();
+        assert!(a.alloc(0).is_none(), "no chunk yet");
+        // SAFETY: a fresh chunk, given to the arena.
+        unsafe { a.add_chunk(chunk::acquire(SIZE).unwrap(), SIZE) };
+        let x = a.alloc(0).unwrap();
+        let y = a.alloc(0).unwrap();
+        assert_eq!(y.as_ptr() as usize - x.as_ptr() as usize, CLASS_SIZE[0]);
+        assert_eq!(x.as_ptr() as usize % 16, 0);
+        // SAFETY: both blocks are unused blocks of class 0 of this arena.
+        unsafe {
+            a.free(x, 0);
+            a.free(y, 0);
+        }
+        assert!(a.has_free(0) && !a.has_free(1));
+        assert_eq!(a.alloc(0), Some(y));
+        assert_eq!(a.alloc(0), Some(x));
+        // SAFETY: nothing is in use.
+        unsafe { a.release_chunks(SIZE) };
+        assert_eq!(a.chunk_count(), 0);
+    }
+
+    #[test]
+    fn a_chunk_runs_out_and_remote_blocks_are_absorbed() {
+        let mut a = BlockArena::new();
+        // SAFETY: a fresh chunk, given to the arena.
+        unsafe { a.add_chunk(chunk::acquire(SIZE).unwrap(), SIZE) };
+        let class = CLASSES - 1; // 4096-byte blocks do not fit next to the link
+        assert!(a.alloc(class).is_none());
+        let per_chunk = (SIZE - LINK) / CLASS_SIZE[3];
+        let blocks: Vec<_> = (0..per_chunk).map(|_| a.alloc(3).unwrap()).collect();
+        assert!(a.alloc(3).is_none(), "chunk exhausted");
+        let list = crate::remote::RemoteFreeList::new();
+        for b in &blocks {
+            // SAFETY: unused blocks of this arena.
+            unsafe { list.push(b.as_ptr().cast(), 3) };
+        }
+        // SAFETY: the list holds unused blocks of this arena.
+        unsafe { a.absorb(list.take_all()) };
+        let again: Vec<_> = (0..per_chunk).map(|_| a.alloc(3).unwrap()).collect();
+        assert_eq!(again.len(), blocks.len());
+        // SAFETY: nothing is in use.
+        unsafe { a.release_chunks(SIZE) };
+    }
+}
