@@ -5,6 +5,12 @@
 //! it is shared with (`&TaskAlloc` across scoped threads, a `TaskBox` dropped elsewhere) takes
 //! the locked or lock-free slow path. Handles borrow the `TaskAlloc`, so none outlives it, and
 //! dropping it returns the whole heap in O(chunks).
+//!
+//! Deviation from DESIGN.md ("`TaskAlloc::new` inside a task uses the task's heap"): a
+//! `TaskAlloc` always owns a heap of its own, also inside a task. That keeps its release
+//! exclusive by construction (`drop` has `&mut self` and every handle borrows it), where a
+//! shared heap would need a reference count between the task and each `TaskAlloc`. The cost is
+//! the same: its chunks come from the same per-thread cache as the task heap's.
 
 use crate::error::{fail, AllocError};
 use crate::heap::class::ClassOf;

@@ -16,6 +16,12 @@
 //!   last escaped handle. Its caller must exclude every other use of the owner identity on
 //!   this heap: executors release a task's heaps with `&mut TaskContext`, `TaskAlloc` on drop
 //!   (no `TaskBox` can outlive it), a thread's pool on that thread.
+//!
+//! Deviation from DESIGN.md ("an escaped handle keeps its chunk alive"): an escaped handle
+//! keeps its whole heap alive, counted per heap rather than per chunk. Freed blocks go back on
+//! free lists and may be reused, so a chunk has no exact live count of its own; counting per
+//! chunk would need a header lookup on every free. `AllocStats::quarantined_chunks` reports
+//! the chunks such a retained heap holds.
 
 use super::blocks::BlockArena;
 use super::class::{class_of, BLOCK_ALIGN, CLASS_SIZE};
