@@ -36,10 +36,11 @@ fn register() -> bool {
     //   RUNNING/COMPLETE bits, changed with atomic read-modify-writes) lets only one thread do
     //   any of that at a time. The documented guarantee is "unique relative to all other
     //   currently running tasks", across all runtimes of the process.
-    // * never handed to another task: ids come from one process-wide counter
-    //   (`Id::next`, an `AtomicU64::fetch_add` skipping 0, in tokio 1.54, the version this
-    //   crate requires); it does not wrap in practice (2^64 spawns). (tokio documents that an
-    //   id *may* be reused once the task exited and no JoinHandle is left; no 1.x release does.)
+    // * never handed to another task: ids come from one process-wide counter (`Id::next` in
+    //   tokio 1.54, the minimum this crate requires: an `AtomicU64::fetch_add` skipping 0),
+    //   which does not wrap in practice (2^64 spawns). tokio only documents that an id *may*
+    //   be reused once its task exited and no JoinHandle is left; should a later 1.x do so,
+    //   this registration must be revisited (see the crate's tests of `current_task_id`).
     // * happens-before across threads: a task moves between workers only through tokio's run
     //   queues and task state transitions, which synchronise (acquire/release) the thread that
     //   polled it last with the thread that polls it next; the same holds for the thread that
@@ -127,12 +128,15 @@ fn id_from_display(id: &tokio::task::Id) -> NonZeroU64 {
 
 /// Registers the identity source when the program starts, before `main`, so that code using
 /// only the re-exported [`TaskAlloc`](crate::TaskAlloc) / [`AsyncPoolGuard`](crate::AsyncPoolGuard)
-/// in plain `tokio::spawn` tasks is covered without calling [`init`]. The function only does
-/// one compare-and-swap (no allocation, no I/O, no thread-local of std that needs a runtime).
+/// in plain `tokio::spawn` tasks is covered without calling [`init`]. It runs [`init`]: a
+/// `OnceLock` initialisation around one compare-and-swap (no allocation, no I/O, nothing of std
+/// that needs `main` to have started).
 ///
-/// The static is `#[used]`, and rustc hands every `#[used]` symbol of every crate in the graph
-/// to the linker (its synthetic `symbols.o`), so the object holding it is linked even when the
-/// program references nothing else of this crate (tested by `tests/identity_at_start.rs`).
+/// The static is `#[used]`, which makes rustc keep it and hand it to the linker even when the
+/// program references nothing else of this crate; the linker keeps init sections. Verified on
+/// Linux by the workspace test `tests/identity_at_start.rs` (debug, release, thin and fat LTO)
+/// and by a binary that names only `framealloc::tokio::AsyncPoolGuard`. The macOS and Windows
+/// sections are the ones the `ctor` crate uses; they are not exercised here.
 mod at_start {
     extern "C" fn register_at_start() {
         let _ = super::init();
@@ -189,6 +193,24 @@ mod tests {
             assert_eq!((h.u64_writes, h.other_writes), (1, false), "Id hashes as one write_u64");
         }
         assert_ne!(a.0, b.0, "two tasks, two ids");
+    }
+
+    /// The registration's safety argument relies on ids not being reused (see `register`):
+    /// tasks that ended, with their JoinHandles gone, must not hand their id on.
+    #[test]
+    fn ids_of_ended_tasks_are_not_reused() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let ids: Vec<u64> = rt.block_on(async {
+            let mut ids = Vec::new();
+            for _ in 0..200 {
+                ids.push(tokio::spawn(async { current_task_id().unwrap().get() }).await.unwrap());
+            }
+            ids
+        });
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
     }
 
     #[test]

@@ -41,11 +41,12 @@
 //! # Identity registration
 //!
 //! framealloc's core asks "which task is running?" through a hook this crate fills with
-//! tokio's task id ([`init`]). It is registered at program start on ELF platforms (Linux,
-//! Android, the BSDs), macOS/iOS and Windows, by a constructor in the binary's init section,
-//! and again by every entry point of this crate ([`spawn`], [`spawn_local`],
-//! [`with_task_heap`], [`init`]). Call [`init`] once at the start of `main` if your code only
-//! uses the re-exported types and your platform is not one of those.
+//! tokio's task id ([`init`]). It is registered at program start, before `main`, by a
+//! constructor in the binary's init section (ELF platforms: Linux, Android, the BSDs; also
+//! macOS/iOS and Windows, not tested here), so the guide's code, which only names the
+//! re-exported types, is covered; and again by every entry point of this crate ([`spawn`],
+//! [`spawn_local`], [`with_task_heap`], [`init`]). On another platform, call [`init`] at the
+//! start of `main`.
 //!
 //! # FA701 and FA603
 //!

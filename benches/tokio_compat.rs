@@ -1,0 +1,284 @@
+//! The request-handler workload on tokio: framealloc's per-task heaps against the system
+//! allocator and mimalloc.
+//!
+//! Run with `cargo bench --bench tokio_compat --features tokio` (about a minute).
+//!
+//! One iteration spawns `TASKS` tasks on a 2-worker multi-thread tokio runtime (made once)
+//! and awaits them all. Each task is a request handler: it makes 64 byte buffers of 16 to
+//! 256 bytes (a fixed mix, `SIZES`), pushes one byte into each, yields once
+//! (`tokio::task::yield_now().await`), reads them back and frees them. The buffers are kept in
+//! an array inside the task's future (no extra allocation). Throughput is per task.
+//!
+//! * `no_alloc`: `tokio::spawn`, the same handler on 64 inline 16-byte arrays: tokio's own
+//!   cost, the floor under every other case.
+//! * `system`: `tokio::spawn`, `Vec::with_capacity` (the bench binary's global allocator, the
+//!   system one).
+//! * `mimalloc`: `tokio::spawn`, `allocator_api2::vec::Vec::with_capacity_in` over
+//!   `mimalloc::MiMalloc` called through `GlobalAlloc` (the global allocator cannot change per
+//!   case).
+//! * `framealloc_spawn_pool`: `framealloc::tokio::spawn`, `alloc.pool_vec` + `reserve`: the
+//!   task's own heap, created on first use and released when the task completes.
+//! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec` + `reserve`
+//!   (the heap of a `TaskAlloc` owned by the tokio task, found through tokio's task id).
+//!
+//! tokio's own per-task costs (its task allocation, scheduling, the `JoinHandle`) are in every
+//! case (`no_alloc` measures them): the differences are the allocator's.
+//!
+//! A second group, `handler_allocations_no_tokio`, times the allocation work of one handler
+//! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
+//! `mimalloc`, `task_heap_lifecycle` (a `framealloc::hook::TaskContext` made, entered for the
+//! 64 `pool_vec`s and their drop, released: everything `framealloc::tokio::spawn` adds to a
+//! task), `task_heap_allocations_only` (the same 64 in a task whose heap exists already) and
+//! `task_alloc` (`TaskAlloc::new` + 64 `alloc_vec`s).
+
+use allocator_api2::alloc::{AllocError, Allocator};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use framealloc::{SmartAlloc, TaskAlloc};
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+const TASKS: usize = 256;
+const ALLOCS: usize = 64;
+
+/// 64 sizes from 16 to 256 bytes.
+const SIZES: [usize; ALLOCS] = {
+    let mut s = [0; ALLOCS];
+    let mut i = 0;
+    while i < ALLOCS {
+        s[i] = 16 + (i * 61) % 241;
+        i += 1;
+    }
+    s
+};
+
+/// mimalloc as an `allocator-api2` allocator.
+#[derive(Clone, Copy)]
+struct Mi;
+
+// SAFETY: blocks come from mimalloc with their layout and stay valid until `deallocate`;
+// zero-sized requests get a dangling, aligned pointer and are never passed to mimalloc.
+unsafe impl Allocator for Mi {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            // Alignment is a non-zero power of two: a valid dangling address.
+            let p = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(p, 0));
+        }
+        // SAFETY: `layout` has a non-zero size.
+        let p = unsafe { GlobalAlloc::alloc(&mimalloc::MiMalloc, layout) };
+        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: `ptr` came from `allocate` with this non-zero `layout` (caller).
+            unsafe { GlobalAlloc::dealloc(&mimalloc::MiMalloc, ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+async fn handler_no_alloc() -> u64 {
+    let held: [[u8; 16]; ALLOCS] = [[7; 16]; ALLOCS];
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+async fn handler_system() -> u64 {
+    let held: [Vec<u8>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = Vec::with_capacity(SIZES[i]);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+async fn handler_mimalloc() -> u64 {
+    let held: [allocator_api2::vec::Vec<u8, Mi>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = allocator_api2::vec::Vec::with_capacity_in(SIZES[i], Mi);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+async fn handler_pool(alloc: SmartAlloc) -> u64 {
+    let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = alloc.pool_vec();
+        v.reserve(SIZES[i]);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+async fn handler_task_alloc(alloc: SmartAlloc) -> u64 {
+    let task = TaskAlloc::new(&alloc);
+    let held: [framealloc::TaskVec<'_, u8>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = task.alloc_vec();
+        v.reserve(SIZES[i]);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+fn request_handlers(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let alloc = SmartAlloc::new(Default::default());
+    let expect = (TASKS * ALLOCS * 7) as u64;
+
+    let mut g = c.benchmark_group("tokio_request_handler");
+    g.throughput(Throughput::Elements(TASKS as u64));
+    g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+
+    g.bench_function("no_alloc", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_no_alloc())).collect();
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                assert_eq!(sum, expect);
+            })
+        })
+    });
+    g.bench_function("system", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_system())).collect();
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                assert_eq!(sum, expect);
+            })
+        })
+    });
+    g.bench_function("mimalloc", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_mimalloc())).collect();
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                assert_eq!(sum, expect);
+            })
+        })
+    });
+    g.bench_function("framealloc_spawn_pool", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS).map(|_| framealloc::tokio::spawn(handler_pool(alloc.clone()))).collect();
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                assert_eq!(sum, expect);
+            })
+        })
+    });
+    g.bench_function("tokio_spawn_task_alloc", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_task_alloc(alloc.clone()))).collect();
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                assert_eq!(sum, expect);
+            })
+        })
+    });
+    g.finish();
+
+    let s = alloc.stats();
+    assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+}
+
+/// The allocation work of one handler without tokio, on the bench thread: what the
+/// allocator costs per task, apart from tokio's floor.
+fn handler_allocations(c: &mut Criterion) {
+    let alloc = SmartAlloc::new(Default::default());
+    let mut g = c.benchmark_group("handler_allocations_no_tokio");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+
+    g.bench_function("system", |b| {
+        b.iter(|| {
+            let held: [Vec<u8>; ALLOCS] = std::array::from_fn(|i| {
+                let mut v = Vec::with_capacity(SIZES[i]);
+                v.push(7);
+                v
+            });
+            black_box(&held);
+        })
+    });
+    g.bench_function("mimalloc", |b| {
+        b.iter(|| {
+            let held: [allocator_api2::vec::Vec<u8, Mi>; ALLOCS] = std::array::from_fn(|i| {
+                let mut v = allocator_api2::vec::Vec::with_capacity_in(SIZES[i], Mi);
+                v.push(7);
+                v
+            });
+            black_box(&held);
+        })
+    });
+    // A task's whole heap life: context, 64 pool allocations in it, their drop, release.
+    g.bench_function("task_heap_lifecycle", |b| {
+        b.iter(|| {
+            let mut ctx = framealloc::hook::TaskContext::new();
+            let held = ctx.enter(|| {
+                let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
+                    let mut v = alloc.pool_vec();
+                    v.reserve(SIZES[i]);
+                    v.push(7);
+                    v
+                });
+                black_box(held)
+            });
+            ctx.enter(|| drop(held));
+            ctx.release();
+        })
+    });
+    // The 64 allocations alone, in a task whose heap already exists.
+    let mut ctx = framealloc::hook::TaskContext::new();
+    ctx.enter(|| drop(alloc.pool_box(0u8)));
+    g.bench_function("task_heap_allocations_only", |b| {
+        b.iter(|| {
+            ctx.enter(|| {
+                let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
+                    let mut v = alloc.pool_vec();
+                    v.reserve(SIZES[i]);
+                    v.push(7);
+                    v
+                });
+                black_box(&held);
+            })
+        })
+    });
+    g.bench_function("task_alloc", |b| {
+        b.iter(|| {
+            let task = TaskAlloc::new(&alloc);
+            let held: [framealloc::TaskVec<'_, u8>; ALLOCS] = std::array::from_fn(|i| {
+                let mut v = task.alloc_vec();
+                v.reserve(SIZES[i]);
+                v.push(7);
+                v
+            });
+            black_box(&held);
+        })
+    });
+    g.finish();
+    drop(ctx);
+}
+
+criterion_group!(benches, request_handlers, handler_allocations);
+criterion_main!(benches);

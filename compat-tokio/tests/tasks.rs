@@ -1,0 +1,460 @@
+//! framealloc on tokio: per-task heaps of `framealloc_tokio::spawn`, `TaskAlloc` and
+//! `AsyncPoolGuard` in plain `tokio::spawn` tasks, on both runtime flavours.
+//!
+//! Every test uses its own `SmartAlloc`, so its statistics see only its own tasks.
+
+use framealloc_alloc::{AllocStats, SmartAlloc};
+use framealloc_tokio::{AsyncPoolGuard, TaskAlloc};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{oneshot, Barrier};
+use tokio::task::JoinError;
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn multi_thread() -> Runtime {
+    Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Runs `test` with a fresh `SmartAlloc` on a current-thread and on a multi-thread runtime.
+fn on_both_flavours<F, Fut>(test: F)
+where
+    F: Fn(SmartAlloc) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for (name, rt) in [("current_thread", current_thread()), ("multi_thread", multi_thread())] {
+        let alloc = SmartAlloc::new(Default::default());
+        rt.block_on(test(alloc.clone()));
+        drop(rt);
+        let s = alloc.stats();
+        assert_eq!((s.task.live_bytes, s.pool.live_bytes, s.heaps_alive), (0, 0, 0), "{name}: {s:?}");
+    }
+}
+
+fn panic_message(e: JoinError) -> String {
+    let p = e.into_panic();
+    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+fn assert_empty(s: &AllocStats) {
+    assert_eq!(s.task.live_bytes, 0, "{s:?}");
+    assert_eq!(s.pool.live_bytes, 0, "{s:?}");
+    assert_eq!(s.heaps_alive, 0, "{s:?}");
+}
+
+#[test]
+fn spawn_gives_each_task_a_heap_released_before_the_output() {
+    on_both_flavours(|alloc| async move {
+        let a = alloc.clone();
+        let (len, during) = framealloc_tokio::spawn(async move {
+            let mut v = a.pool_vec::<u64>();
+            v.extend(0..100);
+            let b = a.pool_box([1u8; 48]);
+            tokio::task::yield_now().await;
+            let during = a.stats();
+            (v.len() + b.len(), during)
+        })
+        .await
+        .unwrap();
+        assert_eq!(len, 148);
+        assert_eq!(during.heaps_alive, 1, "{during:?}");
+        assert!(during.task.live_bytes >= 48 + 800, "{during:?}");
+        let s = alloc.stats();
+        // Exact right after the JoinHandle: the heap went back before the output was published.
+        assert_empty(&s);
+        assert_eq!(s.pool.allocations, 0, "pool_* inside the task used its heap: {s:?}");
+        assert!(s.task.allocations >= 2, "{s:?}");
+    });
+}
+
+#[test]
+fn pool_calls_in_a_plain_task_without_a_guard_use_the_thread_pool() {
+    on_both_flavours(|alloc| async move {
+        let a = alloc.clone();
+        let v = tokio::spawn(async move { *a.pool_box(3u32) }).await.unwrap();
+        assert_eq!(v, 3);
+        let s = alloc.stats();
+        assert_eq!((s.pool.allocations, s.task.allocations), (1, 0), "{s:?}");
+    });
+}
+
+/// Yields through `spawn_blocking` (its completion wakes the task from a thread outside the
+/// workers, so any idle worker may pick it up) until the task runs on another thread.
+async fn migrate() -> (std::thread::ThreadId, std::thread::ThreadId) {
+    let first = std::thread::current().id();
+    for _ in 0..500 {
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_micros(50))).await.unwrap();
+        tokio::task::yield_now().await;
+        let now = std::thread::current().id();
+        if now != first {
+            return (first, now);
+        }
+    }
+    panic!("the task never moved to another worker in 500 attempts");
+}
+
+#[test]
+fn allocations_survive_a_move_to_another_worker() {
+    let rt = multi_thread();
+    let alloc = SmartAlloc::new(Default::default());
+
+    // framealloc_tokio::spawn: the task heap follows the task.
+    let a = alloc.clone();
+    let (from, to) = rt
+        .block_on(rt.spawn(async move {
+            framealloc_tokio::spawn(async move {
+                let before = a.pool_box(String::from("made before the move"));
+                let mut v = a.pool_vec::<u32>();
+                v.extend(0..64);
+                let moved = migrate().await;
+                let after = a.pool_box(7u64);
+                v.extend(64..128);
+                assert_eq!(*before, "made before the move");
+                assert_eq!(v.iter().sum::<u32>(), (0..128).sum());
+                assert_eq!(*after, 7);
+                assert_eq!(a.stats().heaps_alive, 1);
+                moved
+            })
+            .await
+            .unwrap()
+        }))
+        .unwrap();
+    assert_ne!(from, to);
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!(s.pool.allocations, 0, "{s:?}");
+
+    // Plain tokio::spawn: TaskAlloc and AsyncPoolGuard keyed by tokio's task id.
+    let a = alloc.clone();
+    let (from, to) = rt
+        .block_on(rt.spawn(async move {
+            let task = TaskAlloc::new(&a);
+            let guard = AsyncPoolGuard::new(&a);
+            let mut names = task.alloc_vec::<&str>();
+            names.push("before");
+            let p1 = a.pool_box(1u64);
+            let moved = migrate().await;
+            names.push("after");
+            let p2 = a.pool_box(2u64);
+            // Both pool boxes are in the guard's scope, before and after the move.
+            assert_eq!(guard.escaped(), 2);
+            assert_eq!(*names, ["before", "after"]);
+            assert_eq!(*p1 + *p2, 3);
+            let s = a.stats();
+            assert_eq!(s.pool.allocations, 0, "the guard heap is the task's on every worker: {s:?}");
+            moved
+        }))
+        .unwrap();
+    assert_ne!(from, to);
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!(s.guard_escapes, 0, "{s:?}");
+}
+
+/// Allocates through `alloc` when dropped and records which kind the allocation counted as:
+/// `task` if the drop ran as the task (inside its context), `pool` otherwise.
+struct DropProbe {
+    alloc: SmartAlloc,
+    ran_as_task: Option<oneshot::Sender<bool>>,
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        let before = self.alloc.stats().task.allocations;
+        let b = self.alloc.pool_box(0u32);
+        let as_task = self.alloc.stats().task.allocations == before + 1;
+        drop(b);
+        let _ = self.ran_as_task.take().unwrap().send(as_task);
+    }
+}
+
+#[test]
+fn abort_drops_the_future_as_the_task_and_frees_its_heap() {
+    on_both_flavours(|alloc| async move {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (probe_tx, probe_rx) = oneshot::channel();
+        let a = alloc.clone();
+        let handle = framealloc_tokio::spawn(async move {
+            let _probe = DropProbe { alloc: a.clone(), ran_as_task: Some(probe_tx) };
+            let _held = (a.pool_box([0u64; 16]), a.pool_vec::<u8>());
+            ready_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        ready_rx.await.unwrap();
+        let s = alloc.stats();
+        assert_eq!((s.heaps_alive, s.task.live_bytes), (1, 128), "{s:?}");
+        handle.abort();
+        let err = handle.await.unwrap_err();
+        assert!(err.is_cancelled());
+        assert!(probe_rx.await.unwrap(), "the future was dropped inside the task's context");
+        assert_empty(&alloc.stats());
+    });
+}
+
+#[test]
+fn panic_in_a_task_frees_its_heap() {
+    on_both_flavours(|alloc| async move {
+        // framealloc_tokio::spawn
+        let (probe_tx, probe_rx) = oneshot::channel();
+        let a = alloc.clone();
+        let err = framealloc_tokio::spawn(async move {
+            let _probe = DropProbe { alloc: a.clone(), ran_as_task: Some(probe_tx) };
+            let held = a.pool_box(vec![1u8, 2, 3]);
+            tokio::task::yield_now().await;
+            if held.len() == 3 {
+                panic!("boom in a framealloc task");
+            }
+        })
+        .await
+        .unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(panic_message(err), "boom in a framealloc task");
+        assert!(probe_rx.await.unwrap(), "unwinding ran as the task");
+        assert_empty(&alloc.stats());
+
+        // Plain tokio::spawn with a TaskAlloc and a guard: unwinding drops both.
+        let a = alloc.clone();
+        let err = tokio::spawn(async move {
+            let task = TaskAlloc::new(&a);
+            let _guard = AsyncPoolGuard::new(&a);
+            let x = task.alloc_box([5u32; 8]);
+            let y = a.pool_box(9u16);
+            tokio::task::yield_now().await;
+            if x[0] + u32::from(*y) == 14 {
+                panic!("boom in a plain task");
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(panic_message(err), "boom in a plain task");
+        let s = alloc.stats();
+        assert_empty(&s);
+        assert_eq!(s.guard_escapes, 0, "{s:?}");
+    });
+}
+
+#[test]
+fn escaped_pool_box_stays_valid_after_its_task_and_is_freed_on_drop() {
+    on_both_flavours(|alloc| async move {
+        let a = alloc.clone();
+        let kept = framealloc_tokio::spawn(async move {
+            let scratch = a.pool_box([0u8; 256]);
+            let kept = a.pool_box([42u64; 8]);
+            tokio::task::yield_now().await;
+            drop(scratch);
+            kept
+        })
+        .await
+        .unwrap();
+        let s = alloc.stats();
+        assert_eq!((s.heaps_alive, s.task.live_bytes), (1, 64), "the escaped box keeps its heap: {s:?}");
+        assert!(s.quarantined_chunks >= 1, "{s:?}");
+        assert!(kept.iter().all(|&v| v == 42));
+        // Dropped on a thread that never ran the task.
+        std::thread::spawn(move || drop(kept)).join().unwrap();
+        let s = alloc.stats();
+        assert_empty(&s);
+        assert_eq!(s.quarantined_chunks, 0, "{s:?}");
+
+        // Escaping a guard of a plain task.
+        let a = alloc.clone();
+        let kept = tokio::spawn(async move {
+            let _guard = AsyncPoolGuard::new(&a);
+            let _gone = a.pool_box(1u32);
+            a.pool_box(String::from("escaped"))
+        })
+        .await
+        .unwrap();
+        let s = alloc.stats();
+        assert_eq!(s.guard_escapes, 1, "{s:?}");
+        assert_eq!(*kept, "escaped");
+        drop(kept);
+        assert_empty(&alloc.stats());
+    });
+}
+
+#[test]
+fn ten_thousand_concurrent_tasks_with_a_task_alloc_each() {
+    const TASKS: usize = 10_000;
+    on_both_flavours(|alloc| async move {
+        let all_allocated = Arc::new(Barrier::new(TASKS + 1));
+        let go = Arc::new(Barrier::new(TASKS + 1));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let (a, all_allocated, go) = (alloc.clone(), all_allocated.clone(), go.clone());
+                tokio::spawn(async move {
+                    let task = TaskAlloc::new(&a);
+                    let head = task.alloc_box([i as u64; 4]);
+                    let mut body = task.alloc_vec::<u32>();
+                    body.extend_from_slice(&[i as u32; 8]);
+                    all_allocated.wait().await;
+                    go.wait().await;
+                    head.iter().sum::<u64>() + body.iter().map(|&v| u64::from(v)).sum::<u64>()
+                })
+            })
+            .collect();
+        all_allocated.wait().await;
+        let s = alloc.stats();
+        assert_eq!(s.heaps_alive, TASKS as u64, "{s:?}");
+        assert_eq!(s.task.live_bytes, (TASKS * (32 + 32)) as u64, "{s:?}");
+        go.wait().await;
+        let mut total = 0;
+        for h in handles {
+            total += h.await.unwrap();
+        }
+        assert_eq!(total, (0..TASKS as u64).map(|i| 12 * i).sum::<u64>());
+        let s = alloc.stats();
+        assert_empty(&s);
+        assert_eq!(s.task.allocations, 2 * TASKS as u64, "{s:?}");
+    });
+}
+
+/// Nesting in one task: each allocation counts in the innermost open guard; an inner guard
+/// dropped while something of its scope is alive reports an escape.
+async fn nest(a: SmartAlloc) {
+    let escapes_before = a.stats().guard_escapes;
+    let outer = AsyncPoolGuard::new(&a);
+    let x = a.pool_box(1u64);
+    {
+        let inner = AsyncPoolGuard::new(&a);
+        let y = a.pool_box(2u64);
+        let z = a.pool_vec::<u8>();
+        tokio::task::yield_now().await;
+        assert_eq!((outer.escaped(), inner.escaped()), (1, 2));
+        drop(y);
+        assert_eq!(inner.escaped(), 1);
+        drop(z);
+        assert_eq!(inner.escaped(), 0);
+    }
+    let w = a.pool_box(3u64);
+    assert_eq!(outer.escaped(), 2, "back to the outer scope");
+    let inner2 = AsyncPoolGuard::new(&a);
+    let escapee = a.pool_box(String::from("outlives inner2"));
+    drop(inner2);
+    assert_eq!(a.stats().guard_escapes, escapes_before + 1);
+    tokio::task::yield_now().await;
+    assert_eq!(*escapee, "outlives inner2");
+    assert_eq!(*x + *w, 4);
+    drop((x, w, escapee));
+    assert_eq!(outer.escaped(), 0);
+}
+
+#[test]
+fn guards_nest() {
+    on_both_flavours(|alloc| async move {
+        tokio::spawn(nest(alloc.clone())).await.unwrap();
+        let s = alloc.stats();
+        assert_eq!((s.guard_escapes, s.pool.allocations), (1, 0), "{s:?}");
+        framealloc_tokio::spawn(nest(alloc.clone())).await.unwrap();
+        let s = alloc.stats();
+        assert_eq!((s.guard_escapes, s.pool.allocations), (2, 0), "{s:?}");
+        assert_eq!(s.task.allocations, 8, "four boxes per run, all in task heaps: {s:?}");
+    });
+}
+
+fn assert_fa701(err: JoinError, what: &str) {
+    assert!(err.is_panic(), "{what}: {err:?}");
+    let msg = panic_message(err);
+    assert!(msg.starts_with("FA701:"), "{what}: {msg}");
+    assert!(msg.contains(&format!("`{what}`")), "{what}: {msg}");
+    assert!(msg.contains("TaskAlloc"), "the message points to TaskAlloc: {msg}");
+}
+
+#[test]
+fn frame_memory_in_a_tokio_task_panics_with_fa701() {
+    on_both_flavours(|alloc| async move {
+        type FrameOp = fn(&SmartAlloc);
+        let ops: [(&str, FrameOp); 5] = [
+            ("begin_frame", |a| a.begin_frame()),
+            ("end_frame", |a| a.end_frame()),
+            ("frame_box", |a| drop(a.frame_box(1u8))),
+            ("frame_vec", |a| drop(a.frame_vec::<u8>())),
+            ("frame_scope", |a| a.frame_scope(|_| ())),
+        ];
+        for (what, op) in ops {
+            let a = alloc.clone();
+            assert_fa701(tokio::spawn(async move { op(&a) }).await.unwrap_err(), what);
+            let a = alloc.clone();
+            assert_fa701(framealloc_tokio::spawn(async move { op(&a) }).await.unwrap_err(), what);
+            let a = alloc.clone();
+            assert_fa701(tokio::task::spawn_blocking(move || op(&a)).await.unwrap_err(), what);
+        }
+        // The block_on root is not a task: frame memory works there.
+        alloc.begin_frame();
+        let f = alloc.frame_box(5u32);
+        alloc.end_frame();
+        assert_eq!(*f, 5);
+        drop(f);
+        assert_eq!(alloc.stats().frames, 1);
+    });
+}
+
+#[test]
+fn spawn_local_gives_a_not_send_task_its_heap() {
+    let rt = current_thread();
+    let alloc = SmartAlloc::new(Default::default());
+    let local = tokio::task::LocalSet::new();
+    let a = alloc.clone();
+    let (sum, aborted) = local.block_on(&rt, async move {
+        let b = a.clone();
+        let sum = framealloc_tokio::spawn_local(async move {
+            let shared = std::rc::Rc::new(b.pool_vec::<u32>()); // !Send
+            tokio::task::yield_now().await;
+            let during = b.stats();
+            assert_eq!(during.heaps_alive, 1, "{during:?}");
+            shared.len() + *b.pool_box(10usize)
+        })
+        .await
+        .unwrap();
+        let b = a.clone();
+        let handle = framealloc_tokio::spawn_local(async move {
+            let _held = std::rc::Rc::new(b.pool_box(1u64));
+            std::future::pending::<()>().await;
+        });
+        tokio::task::yield_now().await;
+        handle.abort();
+        (sum, handle.await.unwrap_err().is_cancelled())
+    });
+    assert_eq!((sum, aborted), (10, true));
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!((s.task.allocations, s.pool.allocations), (2, 0), "{s:?}");
+}
+
+#[test]
+fn join_set_tasks_with_task_heaps() {
+    on_both_flavours(|alloc| async move {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..32u64 {
+            let a = alloc.clone();
+            set.spawn(framealloc_tokio::with_task_heap(async move {
+                let mut v = a.pool_vec::<u64>();
+                v.extend(0..=i);
+                tokio::task::yield_now().await;
+                v.iter().sum::<u64>()
+            }));
+        }
+        // Two more that never finish: `abort_all` must free their heaps too.
+        for _ in 0..2 {
+            let a = alloc.clone();
+            set.spawn(framealloc_tokio::with_task_heap(async move {
+                let _held = a.pool_box(0u8);
+                std::future::pending::<u64>().await
+            }));
+        }
+        let mut total = 0;
+        for _ in 0..32 {
+            total += set.join_next().await.unwrap().unwrap();
+        }
+        assert_eq!(total, (0..32u64).map(|i| i * (i + 1) / 2).sum::<u64>());
+        set.abort_all();
+        while let Some(r) = set.join_next().await {
+            assert!(r.unwrap_err().is_cancelled());
+        }
+        assert_eq!(alloc.stats().pool.allocations, 0);
+    });
+}
