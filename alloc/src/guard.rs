@@ -86,6 +86,7 @@ fn registry_lookup(shared: &Shared) -> Option<Target> {
 ///
 /// # Safety
 /// The caller is the owner of `heap`.
+#[inline]
 pub(crate) unsafe fn owned_scope(heap: &HeapCore) -> Option<Arc<Scope>> {
     // SAFETY: owner, per the caller.
     let scopes = unsafe { &mut heap.local().scopes };

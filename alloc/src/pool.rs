@@ -189,11 +189,13 @@ impl Drop for PoolHeapHandle {
 // SAFETY: blocks stay valid until deallocated: the heap is freed only after this handle
 // (owned by the vector, dropped after its buffer) is gone.
 unsafe impl Allocator for PoolHeapHandle {
+    #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
         // SAFETY: counted handle, heap alive.
         heap_allocate(unsafe { self.heap.as_ref() }, layout)
     }
 
+    #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: counted handle, heap alive; forwarded contract.
         unsafe { heap_deallocate(self.heap.as_ref(), ptr, layout) }

@@ -254,10 +254,12 @@ pub(crate) struct TaskHeapRef<'a>(&'a HeapCore);
 // SAFETY: blocks stay valid until deallocated or until the heap is released, which cannot
 // happen while this borrow of its `TaskAlloc` lives.
 unsafe impl Allocator for TaskHeapRef<'_> {
+    #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
         heap_allocate(self.0, layout)
     }
 
+    #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded contract.
         unsafe { heap_deallocate(self.0, ptr, layout) }

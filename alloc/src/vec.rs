@@ -18,6 +18,7 @@ thread_local! {
 }
 
 /// Allocates for an `allocator-api2` collection, recording the error for [`take_error`].
+#[inline]
 pub(crate) fn heap_allocate(heap: &HeapCore, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
     if layout.size() == 0 {
         // A dangling, aligned pointer: zero-sized blocks need no memory.
@@ -27,16 +28,22 @@ pub(crate) fn heap_allocate(heap: &HeapCore, layout: Layout) -> Result<NonNull<[
     match heap.allocate(layout) {
         Ok(p) => Ok(NonNull::slice_from_raw_parts(p, layout.size())),
         Err(e) => {
-            let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(e));
+            record_error(e);
             Err(allocator_api2::alloc::AllocError)
         }
     }
+}
+
+#[cold]
+fn record_error(e: AllocError) {
+    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(e));
 }
 
 /// Frees for an `allocator-api2` collection.
 ///
 /// # Safety
 /// As `Allocator::deallocate`: `ptr` came from [`heap_allocate`] on `heap` with `layout`.
+#[inline]
 pub(crate) unsafe fn heap_deallocate(heap: &HeapCore, ptr: NonNull<u8>, layout: Layout) {
     if layout.size() != 0 {
         // SAFETY: per the caller.

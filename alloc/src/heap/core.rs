@@ -150,9 +150,24 @@ impl HeapCore {
         true
     }
 
-    /// Allocates `layout` (non-zero size) for whoever is calling.
-    #[inline(never)]
+    /// Allocates `layout` (non-zero size) for whoever is calling: the owner's small-class
+    /// fast path inline, everything else out of line.
+    #[inline]
     pub(crate) fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.is_small(layout) && self.is_owner() {
+            let class = class_of(layout.size());
+            // SAFETY: we are the owner.
+            if let Some(p) = unsafe { self.local() }.arena.alloc(class) {
+                self.counters().own_alloc(layout.size());
+                return Ok(p);
+            }
+        }
+        self.allocate_slow(layout)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_owner() {
             // SAFETY: we are the owner.
             unsafe { self.allocate_owned(layout) }
@@ -264,12 +279,28 @@ impl HeapCore {
         Ok(p)
     }
 
-    /// Frees a block from [`allocate`](Self::allocate), for whoever is calling.
+    /// Frees a block from [`allocate`](Self::allocate), for whoever is calling: the owner's
+    /// small-class fast path inline, everything else out of line.
     ///
     /// # Safety
     /// `ptr` came from this heap's `allocate*` with the same `layout`, and is not used again.
-    #[inline(never)]
+    #[inline]
     pub(crate) unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if self.is_small(layout) && self.is_owner() {
+            // SAFETY: we are the owner; the block is ours and unused (caller).
+            unsafe { self.local().arena.free(ptr, class_of(layout.size())) };
+            self.counters().own_free(layout.size());
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.deallocate_slow(ptr, layout) }
+    }
+
+    /// # Safety
+    /// As for [`deallocate`](Self::deallocate).
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_slow(&self, ptr: NonNull<u8>, layout: Layout) {
         let owner = self.is_owner();
         if !self.is_small(layout) {
             // SAFETY: large blocks come from the system allocator with this layout.
