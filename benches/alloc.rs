@@ -29,7 +29,8 @@
 //!    the setup streams ~32 MB (arena + handle `Vec`), so the timed call starts with cold
 //!    caches: compare instruction counts (callgrind) for the O(1) claim, not only wall time.
 //! 3. `task_alloc_free` / `task_alloc_free_batch64` — alloc+free of 16/64/256-byte values:
-//!    `TaskAlloc::alloc_box(v)` then drop (the `TaskAlloc` made once, outside the loop, on the
+//!    `TaskAlloc::alloc_box(v)` (and `alloc_with(|| v)`, which allocates before building the
+//!    value, in the same order as the raw peers) then drop (the `TaskAlloc` made once, outside the loop, on the
 //!    bench thread, which is its owner), against `System` and `mimalloc::MiMalloc` used directly
 //!    through `GlobalAlloc::alloc`/`dealloc` (the bench binary's global allocator stays the system
 //!    one). Single pairs, and batches of 64 allocations followed by 64 frees in allocation
@@ -217,6 +218,17 @@ fn task_alloc_free_sized<const N: usize>(c: &mut Criterion) {
                 drop(bx);
             });
         });
+        // Allocate first, then build the value in the block: the same order as the raw
+        // allocator peers below (`alloc` then `write`), with no copy through the stack.
+        g.bench_function(BenchmarkId::new("task_alloc_with", N), |b| {
+            let alloc = SmartAlloc::new(AllocConfig::default());
+            let task = TaskAlloc::new(&alloc);
+            b.iter(|| {
+                let bx = task.alloc_with(|| value::<N>(7));
+                black_box(&*bx);
+                drop(bx);
+            });
+        });
         g.bench_function(BenchmarkId::new("system", N), |b| {
             b.iter(|| {
                 // SAFETY: non-zero size; freed with the same layout.
@@ -249,6 +261,18 @@ fn task_alloc_free_sized<const N: usize>(c: &mut Criterion) {
             b.iter(|| {
                 for i in 0..TASK_BATCH {
                     kept.push(task.alloc_box(value::<N>(i as u8)));
+                }
+                black_box(&kept);
+                kept.clear();
+            });
+        });
+        g.bench_function(BenchmarkId::new("task_alloc_with", N), |b| {
+            let alloc = SmartAlloc::new(AllocConfig::default());
+            let task = TaskAlloc::new(&alloc);
+            let mut kept = Vec::with_capacity(TASK_BATCH);
+            b.iter(|| {
+                for i in 0..TASK_BATCH {
+                    kept.push(task.alloc_with(|| value::<N>(i as u8)));
                 }
                 black_box(&kept);
                 kept.clear();

@@ -80,7 +80,7 @@ impl<T> PoolBox<T> {
         };
         let block = match fast {
             Some(p) => Ok(p),
-            None => heap.allocate(layout),
+            None => heap.allocate_slow(layout),
         };
         match block {
             Ok(p) => {
@@ -128,7 +128,7 @@ unsafe fn release<T>(heap: Option<NonNull<HeapCore>>, ptr: NonNull<T>, scope: Op
                 None => false,
             };
             if !freed {
-                h.deallocate(ptr.cast(), Layout::new::<T>());
+                h.deallocate_slow(ptr.cast(), Layout::new::<T>());
             }
             HeapCore::release_handle(heap);
         }

@@ -111,7 +111,7 @@ impl TaskAlloc {
         if size == 0 {
             return Ok(NonNull::dangling());
         }
-        self.heap().allocate(Layout::new::<T>()).map(NonNull::cast)
+        self.heap().allocate_slow(Layout::new::<T>()).map(NonNull::cast)
     }
 
     /// Moves `value` into the heap, or returns the error (dropping `value`).
@@ -135,6 +135,25 @@ impl TaskAlloc {
         // SAFETY: `ptr` is valid for a `T` (fresh block, or dangling for a zero-sized `T`).
         unsafe { ptr.as_ptr().write(value) };
         TaskBox { ptr, heap: self.heap(), _owns: PhantomData }
+    }
+
+    /// Allocates first, then stores `f()` straight into the block: no copy of a large value
+    /// through the stack (like bumpalo's `alloc_with`). If `f` panics, the block is freed.
+    /// Panics if a budget is exceeded.
+    #[inline]
+    #[track_caller]
+    pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> TaskBox<'_, T> {
+        let ptr = match self.block_for::<T>() {
+            Ok(p) => p,
+            Err(e) => fail(e),
+        };
+        let heap = self.heap();
+        // SAFETY: the block is unused until `f` returns; freed once if `f` unwinds.
+        let unwind = crate::defer::Defer::new(|| unsafe { free_block::<T>(heap, ptr) });
+        // SAFETY: `ptr` is valid for a `T`.
+        unsafe { ptr.as_ptr().write(f()) };
+        core::mem::forget(unwind);
+        TaskBox { ptr, heap, _owns: PhantomData }
     }
 
     /// An empty vector in the heap; it allocates when it grows.
@@ -211,7 +230,7 @@ unsafe fn free_block<T>(heap: &HeapCore, ptr: NonNull<T>) {
     }
     if size != 0 {
         // SAFETY: per the caller.
-        unsafe { heap.deallocate(ptr.cast(), Layout::new::<T>()) };
+        unsafe { heap.deallocate_slow(ptr.cast(), Layout::new::<T>()) };
     }
 }
 

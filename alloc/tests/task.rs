@@ -217,3 +217,16 @@ fn many_task_allocs_return_to_baseline() {
     assert_eq!((s.heaps_alive, s.quarantined_chunks), (0, 0));
     assert_eq!(s.task.live_bytes, 0, "released heaps leave nothing live");
 }
+
+#[test]
+fn alloc_with_builds_in_place_and_frees_on_panic() {
+    let alloc = SmartAlloc::default();
+    let task = TaskAlloc::new(&alloc);
+    let big = task.alloc_with(|| [7u8; 256]);
+    assert!(big.iter().all(|b| *b == 7));
+    let r = catch_unwind(AssertUnwindSafe(|| task.alloc_with::<[u8; 64]>(|| panic!("no value"))));
+    assert!(r.is_err());
+    assert_eq!(task.live_bytes(), 256, "the block of the failed value was freed");
+    drop(big);
+    assert_eq!(task.live_bytes(), 0);
+}

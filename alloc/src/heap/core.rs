@@ -165,9 +165,11 @@ impl HeapCore {
         self.allocate_slow(layout)
     }
 
+    /// Everything but the owner's small-class fast path (also called directly by callers that
+    /// tried a compile-time class first).
     #[cold]
     #[inline(never)]
-    fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    pub(crate) fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_owner() {
             // SAFETY: we are the owner.
             unsafe { self.allocate_owned(layout) }
@@ -296,11 +298,13 @@ impl HeapCore {
         unsafe { self.deallocate_slow(ptr, layout) }
     }
 
+    /// Everything but the owner's small-class fast path.
+    ///
     /// # Safety
     /// As for [`deallocate`](Self::deallocate).
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_slow(&self, ptr: NonNull<u8>, layout: Layout) {
+    pub(crate) unsafe fn deallocate_slow(&self, ptr: NonNull<u8>, layout: Layout) {
         let owner = self.is_owner();
         if !self.is_small(layout) {
             // SAFETY: large blocks come from the system allocator with this layout.
