@@ -58,6 +58,7 @@ pub(crate) fn take_error() -> AllocError {
 }
 
 /// Reserves room for `additional` more elements or returns the heap's error.
+#[inline]
 pub(crate) fn try_reserve<T, A: Allocator>(
     v: &mut allocator_api2::vec::Vec<T, A>,
     additional: usize,
@@ -65,7 +66,34 @@ pub(crate) fn try_reserve<T, A: Allocator>(
     if v.capacity() - v.len() >= additional {
         return Ok(());
     }
+    if v.capacity() == 0 && core::mem::size_of::<T>() != 0 {
+        return first_reserve(v, additional);
+    }
     v.try_reserve(additional).map_err(|_| take_error())
+}
+
+/// The first allocation of an empty vector (the usual case for short-lived buffers): one
+/// exact allocation instead of the amortized-growth path. Same minimum capacity as
+/// `allocator-api2` (and `std`).
+#[inline]
+fn first_reserve<T, A: Allocator>(v: &mut allocator_api2::vec::Vec<T, A>, additional: usize) -> Result<(), AllocError> {
+    let min = match core::mem::size_of::<T>() {
+        1 => 8,
+        s if s <= 1024 => 4,
+        _ => 1,
+    };
+    let cap = additional.max(min);
+    let layout = Layout::array::<T>(cap).map_err(|_| AllocError::capacity_overflow())?;
+    let block = v.allocator().allocate(layout).map_err(|_| take_error())?;
+    // SAFETY: `v` is empty with no buffer (capacity 0, `T` not zero-sized), so taking it apart
+    // frees nothing; it is rebuilt at once around a block of `cap` elements from its own
+    // allocator, with the layout `Vec` will free it with. Nothing in between can panic.
+    unsafe {
+        let (_, len, _, alloc) = core::ptr::read(v).into_raw_parts_with_alloc();
+        debug_assert_eq!(len, 0);
+        core::ptr::write(v, allocator_api2::vec::Vec::from_raw_parts_in(block.cast::<T>().as_ptr(), 0, cap, alloc));
+    }
+    Ok(())
 }
 
 /// Moves the elements into a `std` vector (the heap buffer is freed).
