@@ -58,11 +58,12 @@ static EXTERNAL: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 ///
 /// # Safety
 /// While `source` returns `Some(id)` on a thread, no other thread may be returning the same
-/// `id` at the same time, an `id` is never handed to a different task later, and everything a
-/// task did on one thread happens-before what it does under the same `id` on another. Tokio's
-/// `task::try_id()` has these properties: ids come from a global counter, and a task is polled
-/// (and its future and output dropped) by one thread at a time under its scheduler's
-/// synchronisation.
+/// `id` at the same time; and whenever the same `id` is current first on one thread and later
+/// on another (a task moving between threads, or a later task reusing the id of one that
+/// ended), everything done under it on the first happens-before what is done under it on the
+/// second. Tokio's `task::try_id()` has these properties: a task is polled (and its future and
+/// output dropped) by one thread at a time under its scheduler's synchronisation, and ids come
+/// from a process-wide counter, so they are not reused in practice.
 pub unsafe fn set_external_identity_source(source: Source) -> bool {
     EXTERNAL
         .compare_exchange(core::ptr::null_mut(), source as *mut (), Ordering::AcqRel, Ordering::Acquire)

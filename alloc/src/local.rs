@@ -70,23 +70,25 @@ fn entry_slow(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
     ENTRIES
         .try_with(|e| {
             let mut e = e.borrow_mut();
-            // Drop entries of dead `SmartAlloc`s, outside the borrow (their drop may allocate).
-            // Moving the boxes does not move the entries, so pointers to live ones stay valid.
+            // A `SmartAlloc` used before on this thread: just switch the cache to it.
+            if let Some(x) = e.0.iter().find(|x| x.id == handle.id) {
+                let p = NonNull::from(&**x);
+                let _ = LAST.try_with(|l| l.set((handle.id, p.as_ptr().cast_const())));
+                return p;
+            }
+            // A new one: first drop entries of dead `SmartAlloc`s, outside the borrow (their
+            // drop may allocate). Moving the boxes does not move the entries, so pointers to
+            // live ones stay valid.
             let (live, dead): (Vec<_>, Vec<_>) =
                 core::mem::take(&mut e.0).into_iter().partition(|x| x.alive.strong_count() > 0);
             e.0 = live;
-            let p = match e.0.iter().position(|x| x.id == handle.id) {
-                Some(i) => NonNull::from(&*e.0[i]),
-                None => {
-                    e.0.push(Box::new(ThreadEntry {
-                        id: handle.id,
-                        alive: Arc::downgrade(handle),
-                        frame: Rc::new(FrameArena::new(&handle.shared)),
-                        pool: Cell::new(None),
-                    }));
-                    NonNull::from(&**e.0.last().expect("just pushed"))
-                }
-            };
+            e.0.push(Box::new(ThreadEntry {
+                id: handle.id,
+                alive: Arc::downgrade(handle),
+                frame: Rc::new(FrameArena::new(&handle.shared)),
+                pool: Cell::new(None),
+            }));
+            let p = NonNull::from(&**e.0.last().expect("just pushed"));
             drop(e);
             let _ = LAST.try_with(|l| l.set((handle.id, p.as_ptr().cast_const())));
             drop(dead);

@@ -365,3 +365,23 @@ fn fa701_inside_a_task() {
     drop(alloc.frame_box(1u8));
     alloc.end_frame();
 }
+
+#[test]
+fn alternating_allocators_on_one_thread_keep_their_own_arenas() {
+    let (a, b) = (SmartAlloc::default(), SmartAlloc::default());
+    a.begin_frame();
+    b.begin_frame();
+    let mut kept = Vec::new();
+    for i in 0..scale(1000) as u32 {
+        kept.push((a.frame_box(i), b.frame_box(i * 2)));
+    }
+    assert!(kept.iter().enumerate().all(|(i, (x, y))| **x == i as u32 && **y == 2 * i as u32));
+    assert_eq!(a.stats().frame.live_bytes, 4 * scale(1000) as u64);
+    assert_eq!(b.stats().frame.live_bytes, 4 * scale(1000) as u64);
+    drop(kept);
+    // A dropped allocator's entry is pruned when a new one arrives, and nothing breaks.
+    drop(b);
+    let c = SmartAlloc::default();
+    assert_eq!(*c.frame_box(9u8), 9);
+    a.end_frame();
+}
