@@ -229,17 +229,22 @@ fn frame_scope_rewinds_and_reuses() {
     assert_ne!(third, &*kept as *const u64 as usize);
     assert_eq!(*kept, 99);
 
-    // Nested scopes: the outer scope allocating inside the inner one also stops the rewind.
-    alloc.frame_scope(|outer| {
+    // Nested scopes: the outer scope may allocate inside the inner one, so an inner scope never
+    // rewinds; the outermost one gives everything back.
+    let outermost = alloc.frame_scope(|outer| {
+        let first = &*outer.alloc(0u32) as *const u32 as usize;
         let mut held = None;
         alloc.frame_scope(|inner| {
             let _i = inner.alloc(5u32);
             held = Some(outer.alloc(6u32));
         });
         let h = held.unwrap();
-        let _after = outer.alloc(7u32);
-        assert_eq!(*h, 6);
+        let after = outer.alloc(7u32);
+        assert_eq!((*h, *after), (6, 7), "the inner exit did not rewind under the outer values");
+        first
     });
+    let next = alloc.frame_scope(|f| &*f.alloc(0u32) as *const u32 as usize);
+    assert_eq!(outermost, next, "the outermost exit rewound everything");
     drop(kept);
     alloc.end_frame();
 }

@@ -13,10 +13,11 @@
 //!   chunk, `limit` is raised to that point, so the fast path needs no extra check.
 //! * `begin_frame` recycles in O(chunks used by the frame): it checks each for live handles
 //!   (one load each; chunks double in size, so that is a handful) and rewinds to the first.
-//! * `frame_scope` marks the bump position and rewinds to it on exit, unless something outside
-//!   the scope allocated in between: a counted allocation (seen in the counters), or a shallower
-//!   scope (each scope allocation compares its depth with the innermost open one; a mismatch is
-//!   recorded, off the fast path, in `shallowest_foreign`).
+//! * `frame_scope` marks the bump position; the outermost scope rewinds to it on exit, unless a
+//!   counted (handle) allocation was made in between. Nested scopes do not rewind: an outer
+//!   scope may allocate while an inner one is open, and its values must survive the inner exit.
+//!   Their memory comes back when the outermost scope ends, so a scope allocation costs a bump
+//!   and a count, with no check of who else is allocating.
 
 use super::chunk::{ArenaStats, FrameChunk, HEADER};
 use crate::error::{AllocError, Budget};
@@ -50,9 +51,6 @@ pub(crate) struct FrameArena {
     frame_open: Cell<bool>,
     /// Depth of the innermost open scope (0: none).
     open_scopes: Cell<usize>,
-    /// Smallest depth of a scope that allocated while a deeper one was innermost, since the
-    /// innermost scope opened (`usize::MAX`: none).
-    shallowest_foreign: Cell<usize>,
     /// Allocations of ended scopes, counted into the counters at scope exit.
     scope_allocations: Cell<u64>,
     next_chunk: Cell<usize>,
@@ -74,7 +72,6 @@ pub(crate) struct Mark {
     counted: u64,
     /// Bytes handed out this frame at the mark.
     used: usize,
-    shallowest_foreign: usize,
     /// Depth of the scope this mark opens.
     pub(crate) depth: usize,
 }
@@ -94,7 +91,6 @@ impl FrameArena {
             seg_start: Cell::new(ptr::null_mut()),
             frame_open: Cell::new(false),
             open_scopes: Cell::new(0),
-            shallowest_foreign: Cell::new(usize::MAX),
             scope_allocations: Cell::new(0),
             next_chunk: Cell::new(cfg.frame_chunk_bytes),
             stats,
@@ -137,26 +133,17 @@ impl FrameArena {
         Ok((p, Some(chunk)))
     }
 
-    /// Allocates `layout` for the scope of `depth` (not counted: the scope counts its
-    /// allocations and reports them when it ends).
+    /// Allocates `layout` for a scope (not counted: the scope counts its allocations and
+    /// reports them when it ends).
     #[inline(always)]
-    pub(crate) fn alloc_scoped(&self, layout: Layout, depth: usize) -> Result<NonNull<u8>, AllocError> {
+    pub(crate) fn alloc_scoped(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.size() == 0 {
             return Ok(dangling(layout));
-        }
-        if depth != self.open_scopes.get() {
-            self.note_foreign(depth);
         }
         match self.bump(layout) {
             Some(p) => Ok(p),
             None => self.alloc_slow(layout),
         }
-    }
-
-    /// A scope allocated while a deeper one was innermost.
-    #[cold]
-    fn note_foreign(&self, depth: usize) {
-        self.shallowest_foreign.set(self.shallowest_foreign.get().min(depth));
     }
 
     #[inline(always)]
@@ -331,7 +318,6 @@ impl FrameArena {
     pub(crate) fn mark(&self) -> Mark {
         let depth = self.open_scopes.get() + 1;
         self.open_scopes.set(depth);
-        let shallowest_foreign = self.shallowest_foreign.replace(usize::MAX);
         Mark {
             ptr: self.ptr.get(),
             limit: self.limit.get(),
@@ -341,7 +327,6 @@ impl FrameArena {
             seg_start: self.seg_start.get(),
             counted: self.counted(),
             used: self.used(),
-            shallowest_foreign,
             depth,
         }
     }
@@ -350,13 +335,11 @@ impl FrameArena {
         self.counters().own_allocations() - self.scope_allocations.get()
     }
 
-    /// Ends the scope `mark` opened, which made `allocations`: counts them, and rewinds if
-    /// nobody else allocated since the mark.
+    /// Ends the scope `mark` opened, which made `allocations`: counts them, and rewinds if it
+    /// is the outermost scope and no counted allocation was made since the mark.
     pub(crate) fn end_scope(&self, mark: Mark, allocations: u64) {
         self.open_scopes.set(mark.depth - 1);
-        let foreign = self.shallowest_foreign.get();
-        self.shallowest_foreign.set(foreign.min(mark.shallowest_foreign));
-        let clean = self.counted() == mark.counted && foreign >= mark.depth;
+        let clean = mark.depth == 1 && self.counted() == mark.counted;
         if allocations != 0 {
             // The scope's allocations (the bytes it bumped, padding included) were all alive at
             // once until now, and die now.

@@ -12,8 +12,9 @@ use core::ptr::NonNull;
 use std::alloc::Layout;
 
 /// Frame allocation for the length of one [`SmartAlloc::frame_scope`](crate::SmartAlloc::frame_scope)
-/// call. On exit the scope's memory is reused at once (unless other frame allocations were
-/// made in between, in which case it waits for the next `begin_frame`).
+/// call. When the outermost scope exits its memory is reused at once (unless a `frame_box`,
+/// `frame_vec` or `frame_slice` was made in between, in which case it waits for the next
+/// `begin_frame`); a nested scope's memory comes back with its outermost scope's.
 ///
 /// Handles cannot leave the closure:
 ///
@@ -33,19 +34,18 @@ use std::alloc::Layout;
 /// ```
 pub struct FrameScope<'s> {
     arena: &'s FrameArena,
-    depth: usize,
     allocations: Cell<u64>,
     _not_send: NotSend,
 }
 
 impl<'s> FrameScope<'s> {
-    pub(crate) fn new(arena: &'s FrameArena, depth: usize) -> Self {
-        Self { arena, depth, allocations: Cell::new(0), _not_send: PhantomData }
+    pub(crate) fn new(arena: &'s FrameArena) -> Self {
+        Self { arena, allocations: Cell::new(0), _not_send: PhantomData }
     }
 
     #[inline(always)]
     fn raw(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let p = self.arena.alloc_scoped(layout, self.depth)?;
+        let p = self.arena.alloc_scoped(layout)?;
         self.allocations.set(self.allocations.get() + 1);
         Ok(p)
     }
@@ -148,6 +148,6 @@ pub(crate) fn run<R>(arena: &FrameArena, f: impl FnOnce(&FrameScope<'_>) -> R) -
         }
     }
     let mark = arena.mark();
-    let end = End { arena, mark, scope: Some(FrameScope::new(arena, mark.depth)) };
+    let end = End { arena, mark, scope: Some(FrameScope::new(arena)) };
     f(end.scope.as_ref().expect("scope present"))
 }
