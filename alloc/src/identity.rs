@@ -35,8 +35,10 @@ static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
 struct Context {
-    /// Identity of the task being polled on this thread by [`TaskContext::enter`], or 0.
-    task: Cell<u64>,
+    /// The answer of [`current`] when it needs no other source: the task being polled by
+    /// [`TaskContext::enter`]; else this thread's identity, cached once no external source is
+    /// registered; else 0.
+    fast: Cell<u64>,
     /// Heap slot of that task (valid while `task != 0`).
     slot: Cell<*const TaskSlot>,
     /// This thread's identity, assigned on first use.
@@ -45,7 +47,7 @@ struct Context {
 
 thread_local! {
     static CONTEXT: Context = const {
-        Context { task: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) }
+        Context { fast: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) }
     };
 }
 
@@ -65,9 +67,17 @@ static EXTERNAL: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 /// output dropped) by one thread at a time under its scheduler's synchronisation, and ids come
 /// from a process-wide counter, so they are not reused in practice.
 pub unsafe fn set_external_identity_source(source: Source) -> bool {
-    EXTERNAL
+    let set = EXTERNAL
         .compare_exchange(core::ptr::null_mut(), source as *mut (), Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+        .is_ok();
+    // This thread's cached identity gives way to the source (other threads that cached theirs
+    // keep it: see `current`).
+    let _ = CONTEXT.try_with(|c| {
+        if c.fast.get() & !ID_MASK == KIND_THREAD {
+            c.fast.set(0);
+        }
+    });
+    set
 }
 
 #[inline]
@@ -100,20 +110,35 @@ fn teardown_identity() -> u64 {
 }
 
 /// The identity of whoever is running on this thread now. Never [`NOBODY`].
+///
+/// One thread-local load in the common cases (a task of ours, or a plain thread while no
+/// external source is registered). A thread that cached its own identity before an external
+/// source was registered keeps it; that is sound (a thread's identity is current on that
+/// thread only) and only changes which heap a plain tokio task's `pool_*` calls find. The
+/// tokio layer registers at program start, before any thread can have cached anything.
 #[inline]
 pub(crate) fn current() -> u64 {
     CONTEXT
         .try_with(|c| {
-            let t = c.task.get();
-            if t != 0 {
-                return t;
+            let f = c.fast.get();
+            if f != 0 {
+                return f;
             }
-            if let Some(e) = external() {
-                return e;
-            }
-            thread_of(c)
+            current_uncached(c)
         })
         .unwrap_or_else(|_| teardown_identity())
+}
+
+#[inline(never)]
+fn current_uncached(c: &Context) -> u64 {
+    if let Some(e) = external() {
+        return e;
+    }
+    let t = thread_of(c);
+    if EXTERNAL.load(Ordering::Acquire).is_null() {
+        c.fast.set(t);
+    }
+    t
 }
 
 #[inline]
@@ -135,7 +160,7 @@ pub(crate) fn current_thread() -> u64 {
 /// `true` while a task of any executor is being polled on this thread (FA701).
 #[inline]
 pub(crate) fn in_task() -> bool {
-    CONTEXT.try_with(|c| c.task.get() != 0).unwrap_or(false) || external().is_some()
+    CONTEXT.try_with(|c| c.fast.get() & !ID_MASK == KIND_TASK).unwrap_or(false) || external().is_some()
 }
 
 /// Calls `f` with the heap slot of the task being polled by [`TaskContext::enter`], if any.
@@ -196,14 +221,14 @@ impl TaskContext {
         impl Drop for Restore {
             fn drop(&mut self) {
                 let _ = CONTEXT.try_with(|c| {
-                    c.task.set(self.0);
+                    c.fast.set(self.0);
                     c.slot.set(self.1);
                 });
             }
         }
         let slot: *const TaskSlot = &self.slot;
         let prev = CONTEXT
-            .try_with(|c| (c.task.replace(self.identity), c.slot.replace(slot)))
+            .try_with(|c| (c.fast.replace(self.identity), c.slot.replace(slot)))
             .unwrap_or((0, core::ptr::null()));
         let _restore = Restore(prev.0, prev.1);
         f()
