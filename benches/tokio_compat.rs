@@ -21,6 +21,11 @@
 //! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec` + `reserve`
 //!   (the heap of a `TaskAlloc` owned by the tokio task, found through tokio's task id).
 //!
+//! A second tokio group, `tokio_request_handler_objects`, runs the same tasks on 64 fixed-size
+//! request-state objects (16 each of 16, 64, 128 and 256 bytes) instead of byte buffers:
+//! system `Box::new`, mimalloc `Box::new_in`, `framealloc::tokio::spawn` + `alloc.pool_box`,
+//! and `tokio::spawn` + `TaskAlloc::alloc_box`.
+//!
 //! tokio's own per-task costs (its task allocation, scheduling, the `JoinHandle`) are in every
 //! case (`no_alloc` measures them): the differences are the allocator's.
 //!
@@ -128,6 +133,75 @@ async fn handler_task_alloc(alloc: SmartAlloc) -> u64 {
     black_box(&held).iter().map(|v| u64::from(v[0])).sum()
 }
 
+/// The object workload: 64 request-state objects of four fixed sizes (16 each of 16, 64, 128
+/// and 256 bytes), made with `$make`, held across one yield, read back and freed.
+macro_rules! objects_handler {
+    ($make:expr) => {{
+        let a: [_; 16] = std::array::from_fn(|_| $make([7u8; 16]));
+        let b: [_; 16] = std::array::from_fn(|_| $make([7u8; 64]));
+        let c: [_; 16] = std::array::from_fn(|_| $make([7u8; 128]));
+        let d: [_; 16] = std::array::from_fn(|_| $make([7u8; 256]));
+        tokio::task::yield_now().await;
+        let first = |x: &[u8]| u64::from(x[0]);
+        black_box(&a).iter().map(|x| first(&x[..])).sum::<u64>()
+            + black_box(&b).iter().map(|x| first(&x[..])).sum::<u64>()
+            + black_box(&c).iter().map(|x| first(&x[..])).sum::<u64>()
+            + black_box(&d).iter().map(|x| first(&x[..])).sum::<u64>()
+    }};
+}
+
+async fn objects_system() -> u64 {
+    objects_handler!(Box::new)
+}
+
+async fn objects_mimalloc() -> u64 {
+    objects_handler!(|v| allocator_api2::boxed::Box::new_in(v, Mi))
+}
+
+async fn objects_pool(alloc: SmartAlloc) -> u64 {
+    objects_handler!(|v| alloc.pool_box(v))
+}
+
+async fn objects_task_alloc(alloc: SmartAlloc) -> u64 {
+    let task = TaskAlloc::new(&alloc);
+    objects_handler!(|v| task.alloc_box(v))
+}
+
+/// Spawns `TASKS` tasks with `spawn` on `rt` and checks the sum of their results.
+fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> tokio::task::JoinHandle<u64>) {
+    rt.block_on(async {
+        let hs: Vec<_> = (0..TASKS).map(|_| spawn()).collect();
+        let mut sum = 0;
+        for h in hs {
+            sum += h.await.unwrap();
+        }
+        assert_eq!(sum, expect);
+    })
+}
+
+/// The object workload on tokio: system `Box`, mimalloc `Box`, `framealloc::tokio::spawn` +
+/// `pool_box` (the task's heap), `tokio::spawn` + `TaskAlloc::alloc_box`.
+fn request_handler_objects(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let alloc = SmartAlloc::new(Default::default());
+    let expect = (TASKS * ALLOCS * 7) as u64;
+    let mut g = c.benchmark_group("tokio_request_handler_objects");
+    g.throughput(Throughput::Elements(TASKS as u64));
+    g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc()))));
+    g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_system()))));
+    g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_mimalloc()))));
+    g.bench_function("framealloc_spawn_pool", |b| {
+        b.iter(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(objects_pool(alloc.clone()))))
+    });
+    g.bench_function("tokio_spawn_task_alloc", |b| {
+        b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_task_alloc(alloc.clone()))))
+    });
+    g.finish();
+    let s = alloc.stats();
+    assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+}
+
 fn request_handlers(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let alloc = SmartAlloc::new(Default::default());
@@ -137,66 +211,11 @@ fn request_handlers(c: &mut Criterion) {
     g.throughput(Throughput::Elements(TASKS as u64));
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
 
-    g.bench_function("no_alloc", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_no_alloc())).collect();
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, expect);
-            })
-        })
-    });
-    g.bench_function("system", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_system())).collect();
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, expect);
-            })
-        })
-    });
-    g.bench_function("mimalloc", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_mimalloc())).collect();
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, expect);
-            })
-        })
-    });
-    g.bench_function("framealloc_spawn_pool", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..TASKS).map(|_| framealloc::tokio::spawn(handler_pool(alloc.clone()))).collect();
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, expect);
-            })
-        })
-    });
-    g.bench_function("tokio_spawn_task_alloc", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..TASKS).map(|_| tokio::spawn(handler_task_alloc(alloc.clone()))).collect();
-                let mut sum = 0;
-                for h in hs {
-                    sum += h.await.unwrap();
-                }
-                assert_eq!(sum, expect);
-            })
-        })
-    });
+    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc()))));
+    g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_system()))));
+    g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_mimalloc()))));
+    g.bench_function("framealloc_spawn_pool", |b| b.iter(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(handler_pool(alloc.clone())))));
+    g.bench_function("tokio_spawn_task_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_task_alloc(alloc.clone())))));
     g.finish();
 
     let s = alloc.stats();
@@ -280,5 +299,5 @@ fn handler_allocations(c: &mut Criterion) {
     drop(ctx);
 }
 
-criterion_group!(benches, request_handlers, handler_allocations);
+criterion_group!(benches, request_handlers, request_handler_objects, handler_allocations);
 criterion_main!(benches);

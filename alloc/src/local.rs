@@ -1,4 +1,6 @@
-//! Per-thread state of each `SmartAlloc`: the thread's frame arena and its pool heap.
+//! Per-thread state of each `SmartAlloc`: the thread's frame arena, its pool heap, and the
+//! task heaps released on this thread with nothing escaped, parked for the next task (so a
+//! task's heap costs no registration, allocation or chunk traffic once the thread is warm).
 //!
 //! Entries live in a thread-local list; a one-entry cache (`LAST`) makes the common case (one
 //! `SmartAlloc` used repeatedly on a thread) a compare and a load. Entries whose `SmartAlloc` is
@@ -21,10 +23,19 @@ pub(crate) struct ThreadEntry {
     alive: Weak<AllocHandle>,
     pub(crate) frame: Rc<FrameArena>,
     pool: Cell<Option<NonNull<HeapCore>>>,
+    parked: RefCell<Vec<NonNull<HeapCore>>>,
 }
+
+/// Task heaps parked per thread and `SmartAlloc` (each holds one chunk: 1 MiB at most with
+/// the default 16 KiB chunks).
+const PARK_LIMIT: usize = 64;
 
 impl Drop for ThreadEntry {
     fn drop(&mut self) {
+        for h in self.parked.get_mut().drain(..) {
+            // SAFETY: parked heaps belong to this entry alone.
+            unsafe { HeapCore::destroy_parked(h) };
+        }
         if let Some(h) = self.pool.take() {
             // SAFETY: the pool heap's owner is this thread's identity; we are on this thread,
             // outside any use of it, and release it once.
@@ -87,6 +98,7 @@ fn entry_slow(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
                 alive: Arc::downgrade(handle),
                 frame: Rc::new(FrameArena::new(&handle.shared)),
                 pool: Cell::new(None),
+                parked: RefCell::new(Vec::new()),
             }));
             let p = NonNull::from(&**e.0.last().expect("just pushed"));
             drop(e);
@@ -95,6 +107,75 @@ fn entry_slow(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
             p
         })
         .ok()
+}
+
+/// This thread's existing entry for the `SmartAlloc` with `id` (never creates one).
+fn existing_entry(id: u64) -> Option<NonNull<ThreadEntry>> {
+    let (last, p) = LAST.try_with(|l| l.get()).ok()?;
+    if last == id {
+        return NonNull::new(p.cast_mut());
+    }
+    ENTRIES
+        .try_with(|e| {
+            let e = e.try_borrow().ok()?;
+            e.0.iter().find(|x| x.id == id).map(|x| NonNull::from(&**x))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` on this thread's parked heaps in `entry`, if they are free.
+fn with_parked<R>(entry: NonNull<ThreadEntry>, f: impl FnOnce(&mut Vec<NonNull<HeapCore>>) -> R) -> Option<R> {
+    // SAFETY: entries are freed only by `entry_slow`'s pruning (which then points `LAST` at
+    // another entry, so `LAST` never names a freed one) and by the thread-local's destruction
+    // (which clears `LAST` first). Neither can run during this call, which only touches the
+    // entry's parked list, on its own thread.
+    let entry = unsafe { entry.as_ref() };
+    let mut parked = entry.parked.try_borrow_mut().ok()?;
+    Some(f(&mut parked))
+}
+
+/// Parks a reset task heap of `shared` in this thread's entry (made if needed); gives it back
+/// if there is no room, the thread is ending, or every `SmartAlloc` clone is gone.
+pub(crate) fn park(shared: &Shared, heap: NonNull<HeapCore>) -> Result<(), NonNull<HeapCore>> {
+    let entry = match existing_entry(shared.id) {
+        Some(e) => e,
+        None => {
+            let Some(handle) = shared.handle.get().and_then(Weak::upgrade) else { return Err(heap) };
+            match entry(&handle) {
+                Some(e) => e,
+                None => return Err(heap),
+            }
+        }
+    };
+    match with_parked(entry, |p| {
+        if p.len() < PARK_LIMIT {
+            p.push(heap);
+            true
+        } else {
+            false
+        }
+    }) {
+        Some(true) => Ok(()),
+        _ => Err(heap),
+    }
+}
+
+/// Frees this thread's parked task heaps of `id`; `true` if there were any.
+pub(crate) fn release_parked(id: u64) -> bool {
+    let Some(entry) = existing_entry(id) else { return false };
+    let heaps = with_parked(entry, core::mem::take).unwrap_or_default();
+    let any = !heaps.is_empty();
+    for h in heaps {
+        // SAFETY: taken out of the parked list, which was their only reference.
+        unsafe { HeapCore::destroy_parked(h) };
+    }
+    any
+}
+
+/// A parked task heap of `id` from this thread, if any.
+pub(crate) fn unpark(id: u64) -> Option<NonNull<HeapCore>> {
+    with_parked(existing_entry(id)?, |p| p.pop()).flatten()
 }
 
 /// This thread's pool heap for `handle`, with one handle counted.

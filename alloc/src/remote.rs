@@ -80,6 +80,11 @@ impl EscapeRefs {
         Self { count: AtomicIsize::new(OWNER_BIAS) }
     }
 
+    /// Back to the state of a fresh heap (for a heap that is reused; nothing refers to it).
+    pub(crate) fn reset(&self) {
+        self.count.store(OWNER_BIAS, Ordering::Relaxed);
+    }
+
     /// A non-owner made a new handle.
     pub(crate) fn retain_remote(&self) {
         self.count.fetch_add(1, Ordering::Relaxed);

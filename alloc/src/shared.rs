@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     pub(crate) guard_escapes: AtomicU64,
     /// Heaps released with escaped allocations still alive.
     pub(crate) retained_heaps: AtomicU64,
+    /// The user-facing handle (set once by `SmartAlloc::new`), for per-thread state made from
+    /// the heap side; weak, so that per-thread state goes once every `SmartAlloc` clone does.
+    pub(crate) handle: std::sync::OnceLock<std::sync::Weak<crate::smart::AllocHandle>>,
 }
 
 /// A container's place in the registry; unregisters (folding its counters) on drop.
@@ -83,6 +86,7 @@ impl Shared {
             held: AtomicU64::new(0),
             guard_escapes: AtomicU64::new(0),
             retained_heaps: AtomicU64::new(0),
+            handle: std::sync::OnceLock::new(),
         })
     }
 
@@ -104,8 +108,16 @@ impl Shared {
         Registration { shared: self.clone(), counters, slot }
     }
 
-    /// Takes `bytes` from the total budget (chunk or large block acquisition).
+    /// Takes `bytes` from the total budget (chunk or large block acquisition). Parked task
+    /// heaps of this thread are a cache, so they are freed before the budget says no.
     pub(crate) fn charge(&self, bytes: usize, owner: u64) -> Result<(), AllocError> {
+        match self.try_charge(bytes, owner) {
+            Err(_) if crate::local::release_parked(self.id) => self.try_charge(bytes, owner),
+            r => r,
+        }
+    }
+
+    fn try_charge(&self, bytes: usize, owner: u64) -> Result<(), AllocError> {
         let before = self.held.fetch_add(bytes as u64, Relaxed);
         if let Some(cap) = self.config.max_total_bytes {
             if before + bytes as u64 > cap as u64 {
@@ -130,7 +142,7 @@ impl Shared {
             live += c.live();
             allocations += c.allocations();
             peak = peak.max(c.peak());
-            count += 1;
+            count += u64::from(!c.parked.load(Relaxed));
             quarantined += c.quarantined.load(Relaxed);
         }
         drop(reg);

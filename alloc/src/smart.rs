@@ -57,7 +57,9 @@ impl SmartAlloc {
     /// (see [`AllocConfig::validate`]).
     pub fn new(config: AllocConfig) -> Self {
         let shared = Shared::new(config);
-        Self { handle: Arc::new(AllocHandle { id: shared.id, shared }) }
+        let handle = Arc::new(AllocHandle { id: shared.id, shared });
+        let _ = handle.shared.handle.set(Arc::downgrade(&handle));
+        Self { handle }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -65,6 +65,8 @@ pub(crate) struct Counters {
     pub(crate) held: AtomicU64,
     /// Chunks quarantined (frame) or retained (released heap with escapees).
     pub(crate) quarantined: AtomicU64,
+    /// A released task heap kept in a thread's cache for the next task (not "alive").
+    pub(crate) parked: core::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -78,6 +80,7 @@ impl Counters {
             peak: AtomicU64::new(0),
             held: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
+            parked: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -107,6 +110,14 @@ impl Counters {
         if peak > self.peak.load(Relaxed) {
             self.peak.store(peak, Relaxed);
         }
+    }
+
+    /// Nothing the container handed out is alive any more (its memory was reclaimed): live
+    /// bytes go to zero, after recording the peak. Only for a container nobody else touches.
+    pub(crate) fn reset_live(&self) {
+        let _ = self.peak();
+        self.own_live.store(0, Relaxed);
+        self.other_live.store(0, Relaxed);
     }
 
     /// A non-owner made an allocation of `bytes`.

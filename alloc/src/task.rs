@@ -16,7 +16,6 @@ use crate::error::{fail, AllocError};
 use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
 use crate::identity;
-use crate::stats::Kind;
 use crate::vec::{heap_allocate, heap_deallocate, heap_vec_methods};
 use crate::SmartAlloc;
 use allocator_api2::alloc::Allocator;
@@ -90,7 +89,7 @@ impl TaskAlloc {
     /// A new, empty heap owned by the current task (or thread). Costs no memory until the
     /// first allocation, which takes a chunk from the thread's cache.
     pub fn new(alloc: &SmartAlloc) -> Self {
-        Self { heap: HeapCore::create(alloc.shared(), Kind::Task, identity::current()) }
+        Self { heap: HeapCore::obtain_task_heap(alloc.shared(), identity::current()) }
     }
 
     #[inline]

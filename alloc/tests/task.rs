@@ -230,3 +230,31 @@ fn alloc_with_builds_in_place_and_frees_on_panic() {
     drop(big);
     assert_eq!(task.live_bytes(), 0);
 }
+
+#[test]
+fn released_heaps_are_parked_and_reused_on_the_same_thread() {
+    let alloc = SmartAlloc::default();
+    let first = {
+        let t = TaskAlloc::new(&alloc);
+        let b = t.alloc_box([1u64; 4]);
+        &*b as *const [u64; 4] as usize
+    };
+    // Released with nothing escaped: parked, not counted as alive, nothing live.
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.task.live_bytes), (0, 0));
+    // The next heap on this thread is the parked one: same chunk, first block again.
+    let t = TaskAlloc::new(&alloc);
+    assert_eq!(alloc.stats().heaps_alive, 1);
+    let b = t.alloc_box([2u64; 4]);
+    assert_eq!(&*b as *const [u64; 4] as usize, first);
+    assert_eq!(t.live_bytes(), 32);
+    drop(b);
+    drop(t);
+    // Forgotten boxes do not leak into the next user's stats.
+    let t = TaskAlloc::new(&alloc);
+    std::mem::forget(t.alloc_box(5u64));
+    drop(t);
+    assert_eq!(alloc.stats().task.live_bytes, 0);
+    let t = TaskAlloc::new(&alloc);
+    assert_eq!(t.live_bytes(), 0);
+}

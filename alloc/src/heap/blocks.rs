@@ -110,6 +110,28 @@ impl BlockArena {
         self.chunk_count
     }
 
+    /// Keeps only the newest chunk, empty, for reuse; returns the others. Forgets every free
+    /// block. Returns how many chunks were given back.
+    ///
+    /// # Safety
+    /// No block of the arena is used any more.
+    pub(crate) unsafe fn trim_to_newest(&mut self, size: usize) -> usize {
+        let newest = self.chunks;
+        if newest.is_null() {
+            return 0;
+        }
+        // SAFETY: the newest link was written by `add_chunk`; detach the older ones.
+        let older = unsafe { core::mem::replace(&mut (*newest).next, ptr::null_mut()) };
+        let mut rest = BlockArena { chunks: older, ..BlockArena::new() };
+        let released = self.chunk_count - 1;
+        // SAFETY: per the caller, nothing in the older chunks is used.
+        unsafe { rest.release_chunks(size) };
+        *self = BlockArena::new();
+        // SAFETY: the newest chunk is unused and stays ours; re-adding it rewinds its bump.
+        unsafe { self.add_chunk(NonNull::new_unchecked(newest.cast()), size) };
+        released
+    }
+
     /// Returns every chunk (all of `size` bytes) and empties the arena.
     ///
     /// # Safety

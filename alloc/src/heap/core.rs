@@ -71,6 +71,21 @@ unsafe impl Sync for HeapCore {}
 unsafe impl Send for HeapCore {}
 
 impl HeapCore {
+    /// A task heap owned by `owner`: a parked one from this thread's cache if there is one,
+    /// else a new one.
+    pub(crate) fn obtain_task_heap(shared: &Arc<Shared>, owner: u64) -> NonNull<HeapCore> {
+        match crate::local::unpark(shared.id) {
+            Some(h) => {
+                // SAFETY: a parked heap belongs to this thread's cache alone until we take it.
+                let heap = unsafe { h.as_ref() };
+                heap.counters().parked.store(false, Ordering::Relaxed);
+                heap.owner.store(owner, Ordering::Release);
+                h
+            }
+            None => Self::create(shared, Kind::Task, owner),
+        }
+    }
+
     /// A new heap of `kind` owned by `owner` ([`NOBODY`] for a heap used only under its lock).
     pub(crate) fn create(shared: &Arc<Shared>, kind: Kind, owner: u64) -> NonNull<HeapCore> {
         let cfg = &shared.config;
@@ -372,12 +387,55 @@ impl HeapCore {
         heap.owner.store(NOBODY, Ordering::Release);
         if heap.refs.release_owner(handles) {
             // SAFETY: nothing refers to the heap any more.
-            unsafe { Self::destroy(this) };
+            unsafe { Self::park_or_destroy(this) };
         } else {
             let chunks = local.arena.chunk_count() + heap.foreign.lock().chunk_count();
             heap.counters().quarantined.store(chunks as u64, Ordering::Relaxed);
             heap.shared().retained_heaps.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A task heap nobody refers to any more: reset to one empty chunk and parked in this
+    /// thread's cache for the next task, or destroyed if it cannot be parked.
+    ///
+    /// # Safety
+    /// Nothing refers to the heap or any of its blocks any more.
+    unsafe fn park_or_destroy(this: NonNull<HeapCore>) {
+        // SAFETY: exclusive per the caller.
+        let heap = unsafe { this.as_ref() };
+        if heap.counters().kind != Kind::Task {
+            // SAFETY: per the caller.
+            return unsafe { Self::destroy(this) };
+        }
+        // SAFETY: exclusive per the caller: no block is used, no other thread can reach the
+        // heap, so its plain state and the foreign arena can be reset.
+        let released = unsafe {
+            let local = heap.local();
+            local.handles = 0;
+            local.scopes.clear();
+            let mut foreign = heap.foreign.lock();
+            let foreign_chunks = foreign.chunk_count();
+            foreign.release_chunks(heap.chunk_size);
+            let _ = heap.remote.take_all(); // blocks of chunks being reset or returned
+            local.arena.trim_to_newest(heap.chunk_size) + foreign_chunks
+        };
+        heap.uncharge(released * heap.chunk_size);
+        heap.counters().reset_live();
+        heap.counters().parked.store(true, Ordering::Relaxed);
+        heap.refs.reset();
+        if let Err(this) = crate::local::park(heap.shared(), this) {
+            // SAFETY: per the caller (no room, the thread is ending, or the `SmartAlloc` is gone).
+            unsafe { Self::destroy(this) };
+        }
+    }
+
+    /// Frees a parked heap (its thread's cache is going away).
+    ///
+    /// # Safety
+    /// `this` is parked: nothing else refers to it.
+    pub(crate) unsafe fn destroy_parked(this: NonNull<HeapCore>) {
+        // SAFETY: per the caller.
+        unsafe { Self::destroy(this) }
     }
 
     /// Frees every chunk and the heap itself.

@@ -3,7 +3,6 @@
 
 use super::core::HeapCore;
 use crate::shared::Shared;
-use crate::stats::Kind;
 use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 use std::sync::Arc;
@@ -38,7 +37,7 @@ impl TaskSlot {
     #[cold]
     fn heap_for_slow(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {
         if self.first.get().is_none() {
-            let h = HeapCore::create(shared, Kind::Task, self.identity);
+            let h = HeapCore::obtain_task_heap(shared, self.identity);
             self.first.set(Some((shared.id, h)));
             return h;
         }
@@ -46,7 +45,7 @@ impl TaskSlot {
         if let Some(&(_, h)) = more.iter().find(|(id, _)| *id == shared.id) {
             return h;
         }
-        let h = HeapCore::create(shared, Kind::Task, self.identity);
+        let h = HeapCore::obtain_task_heap(shared, self.identity);
         more.push((shared.id, h));
         h
     }
