@@ -24,27 +24,31 @@ use std::alloc::Layout;
 use std::sync::Arc;
 
 /// Resolves where a `pool_*` call on `shared` allocates, with one handle counted.
-#[inline]
+#[inline(always)]
 pub(crate) fn target(handle: &Arc<AllocHandle>) -> Target {
-    let shared = &handle.shared;
     let from_slot = identity::with_slot(|slot| {
-        let heap = slot?.heap_for(shared);
-        // SAFETY: the slot is current, so we run as its task, the heap's owner.
-        let scope = unsafe { guard::owned_scope(heap.as_ref()) };
+        let heap = slot?.heap_for(&handle.shared);
+        // SAFETY: the slot is current, so we run as its task, the heap's owner, which keeps it
+        // alive while we count our handle.
+        let scope = unsafe {
+            heap.as_ref().retain_handle_owned();
+            guard::owned_scope(heap.as_ref())
+        };
         Some(Target { heap, scope })
     });
-    let t = match from_slot {
+    match from_slot {
         Some(t) => t,
-        None => {
-            if let Some(t) = guard::registry_target(shared) {
-                return t;
-            }
-            return crate::local::thread_pool(handle);
-        }
-    };
-    // SAFETY: a slot heap or this thread's pool heap, alive while its owner (us) runs.
-    unsafe { t.heap.as_ref() }.retain_handle();
-    t
+        None => target_outside_task(handle),
+    }
+}
+
+/// `target` outside a task of ours: an open guard's heap, else this thread's pool.
+#[inline(never)]
+fn target_outside_task(handle: &Arc<AllocHandle>) -> Target {
+    if let Some(t) = guard::registry_target(&handle.shared) {
+        return t;
+    }
+    crate::local::thread_pool(handle)
 }
 
 /// An owned value from a pool (or the current task's heap). Frees itself when dropped, on
@@ -122,15 +126,13 @@ unsafe fn release<T>(heap: Option<NonNull<HeapCore>>, ptr: NonNull<T>, scope: Op
         // SAFETY: the box's counted handle kept the heap alive; the block is the box's, of
         // `T`'s class when it has one.
         unsafe {
-            let h = heap.as_ref();
-            let freed = match ClassOf::<T>::SMALL {
-                Some(class) => h.try_free_owned_class(ptr.cast(), class, core::mem::size_of::<T>()),
-                None => false,
-            };
-            if !freed {
-                h.deallocate_slow(ptr.cast(), Layout::new::<T>());
+            match ClassOf::<T>::SMALL {
+                Some(class) => HeapCore::free_class_and_release(heap, ptr.cast(), class, core::mem::size_of::<T>()),
+                None => {
+                    heap.as_ref().deallocate_slow(ptr.cast(), Layout::new::<T>());
+                    HeapCore::release_handle(heap);
+                }
             }
-            HeapCore::release_handle(heap);
         }
     }
     if let Some(s) = scope {
@@ -141,6 +143,10 @@ unsafe fn release<T>(heap: Option<NonNull<HeapCore>>, ptr: NonNull<T>, scope: Op
 impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
         let (heap, ptr, scope) = (self.heap, self.ptr, self.scope.take());
+        if !core::mem::needs_drop::<T>() {
+            // SAFETY: nothing to drop; the block, handle and scope are released once.
+            return unsafe { release::<T>(heap, ptr, scope) };
+        }
         // SAFETY: runs once, after the value's drop (even if it panics).
         let _release = crate::defer::Defer::new(move || unsafe { release::<T>(heap, ptr, scope) });
         // SAFETY: we own the initialised value; dropped once.

@@ -237,6 +237,10 @@ impl<T> Drop for TaskBox<'_, T> {
     #[inline]
     fn drop(&mut self) {
         let (heap, ptr) = (self.heap, self.ptr);
+        if !core::mem::needs_drop::<T>() {
+            // SAFETY: nothing to drop; the block is freed once.
+            return unsafe { free_block::<T>(heap, ptr) };
+        }
         // SAFETY: we own the block; freed once, even if `T::drop` panics.
         let _free = crate::defer::Defer::new(|| unsafe { free_block::<T>(heap, ptr) });
         // SAFETY: we own the initialised value; dropped once.

@@ -78,6 +78,10 @@ pub(crate) unsafe fn release<T>(chunk: Option<NonNull<FrameChunk>>, len: usize) 
 impl<T> Drop for FrameBox<'_, T> {
     fn drop(&mut self) {
         let chunk = self.chunk;
+        if !core::mem::needs_drop::<T>() {
+            // SAFETY: nothing to drop; our one count on the chunk is given back once.
+            return unsafe { release::<T>(chunk, 1) };
+        }
         // SAFETY: we own one count on the chunk, given back once, even if `T::drop` panics.
         let _release = crate::defer::Defer::new(|| unsafe { release::<T>(chunk, 1) });
         // SAFETY: we own the initialised value; dropped once.

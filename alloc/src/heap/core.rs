@@ -355,6 +355,43 @@ impl HeapCore {
         }
     }
 
+    /// Counts a new escapable handle for a caller known to be the owner.
+    ///
+    /// # Safety
+    /// The caller is the owner.
+    #[inline(always)]
+    pub(crate) unsafe fn retain_handle_owned(&self) {
+        // SAFETY: owner, per the caller.
+        unsafe { self.local().handles += 1 };
+    }
+
+    /// Frees a block of a compile-time class and uncounts its handle, with one ownership check
+    /// for both; frees the heap if that handle was the last thing keeping it.
+    ///
+    /// # Safety
+    /// `this` is live; `ptr` is an unused block of `class` (`size` bytes of its `T`) of this
+    /// heap, and the caller held one counted handle for it, now gone.
+    #[inline(always)]
+    pub(crate) unsafe fn free_class_and_release(this: NonNull<HeapCore>, ptr: NonNull<u8>, class: usize, size: usize) {
+        // SAFETY: live per the caller.
+        let heap = unsafe { this.as_ref() };
+        if heap.is_owner() {
+            // SAFETY: we are the owner; the block is ours and unused (caller).
+            unsafe {
+                let local = heap.local();
+                local.arena.free(ptr, class);
+                local.handles -= 1;
+            }
+            heap.counters().own_free(size);
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe {
+                heap.deallocate_slow(ptr, Layout::from_size_align_unchecked(size, BLOCK_ALIGN));
+                Self::release_handle(this);
+            }
+        }
+    }
+
     /// Uncounts an escapable handle; frees the heap if it was the last thing keeping it.
     ///
     /// # Safety
