@@ -126,10 +126,10 @@ fn existing_entry(id: u64) -> Option<NonNull<ThreadEntry>> {
 
 /// Runs `f` on this thread's parked heaps in `entry`, if they are free.
 fn with_parked<R>(entry: NonNull<ThreadEntry>, f: impl FnOnce(&mut Vec<NonNull<HeapCore>>) -> R) -> Option<R> {
-    // SAFETY: entries are freed only by `entry_slow`'s pruning (which then points `LAST` at
-    // another entry, so `LAST` never names a freed one) and by the thread-local's destruction
-    // (which clears `LAST` first). Neither can run during this call, which only touches the
-    // entry's parked list, on its own thread.
+    // Entries are freed only by `entry_slow`'s pruning (which then points `LAST` at another
+    // entry, so `LAST` never names a freed one) and by the thread-local's destruction (which
+    // clears `LAST` first). Neither can run during this call.
+    // SAFETY: so the entry is live; we only touch its parked list, on its own thread.
     let entry = unsafe { entry.as_ref() };
     let mut parked = entry.parked.try_borrow_mut().ok()?;
     Some(f(&mut parked))

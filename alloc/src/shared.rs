@@ -35,8 +35,6 @@ pub(crate) struct Shared {
     pub(crate) frames: AtomicU64,
     held: AtomicU64,
     pub(crate) guard_escapes: AtomicU64,
-    /// Heaps released with escaped allocations still alive.
-    pub(crate) retained_heaps: AtomicU64,
     /// The user-facing handle (set once by `SmartAlloc::new`), for per-thread state made from
     /// the heap side; weak, so that per-thread state goes once every `SmartAlloc` clone does.
     pub(crate) handle: std::sync::OnceLock<std::sync::Weak<crate::smart::AllocHandle>>,
@@ -85,7 +83,6 @@ impl Shared {
             frames: AtomicU64::new(0),
             held: AtomicU64::new(0),
             guard_escapes: AtomicU64::new(0),
-            retained_heaps: AtomicU64::new(0),
             handle: std::sync::OnceLock::new(),
         })
     }

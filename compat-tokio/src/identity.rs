@@ -28,8 +28,7 @@ pub fn init() -> bool {
 
 #[cold]
 fn register() -> bool {
-    // SAFETY: `current_task_id` reports `tokio::task::try_id()`, which meets the hook's
-    // contract:
+    // Why `current_task_id` (which reports `tokio::task::try_id()`) meets the hook's contract:
     // * one thread at a time: tokio sets the current task id in a thread-local only while that
     //   thread polls the task, drops its future or output, or runs it as a `spawn_blocking`
     //   closure, and restores the previous value afterwards; a task's state machine (its
@@ -46,6 +45,7 @@ fn register() -> bool {
     //   polled it last with the thread that polls it next; the same holds for the thread that
     //   drops a finished task's output.
     // The hook keeps the first registration: `false` means another source was there first.
+    // SAFETY: `current_task_id` meets the hook's contract, as argued point by point above.
     unsafe { framealloc_alloc::hook::set_external_identity_source(current_task_id) }
 }
 

@@ -428,7 +428,6 @@ impl HeapCore {
         } else {
             let chunks = local.arena.chunk_count() + heap.foreign.lock().chunk_count();
             heap.counters().quarantined.store(chunks as u64, Ordering::Relaxed);
-            heap.shared().retained_heaps.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -484,10 +483,6 @@ impl HeapCore {
         let mut heap = unsafe { Box::from_raw(this.as_ptr()) };
         let size = heap.chunk_size;
         let chunks = heap.local.get_mut().arena.chunk_count() + heap.foreign.get_mut().chunk_count();
-        if heap.counters().quarantined.load(Ordering::Relaxed) > 0 {
-            heap.counters().quarantined.store(0, Ordering::Relaxed);
-            heap.shared().retained_heaps.fetch_sub(1, Ordering::Relaxed);
-        }
         // SAFETY: no block is in use (caller).
         unsafe {
             heap.local.get_mut().arena.release_chunks(size);
