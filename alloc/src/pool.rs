@@ -78,17 +78,8 @@ impl<T> PoolBox<T> {
         let t = target(handle);
         // SAFETY: `target` counted a handle, so the heap is alive.
         let heap = unsafe { t.heap.as_ref() };
-        let fast = match ClassOf::<T>::SMALL {
-            Some(class) => heap.try_alloc_owned_class(class, layout.size()),
-            None => None,
-        };
-        let block = match fast {
-            Some(p) => Ok(p),
-            None => heap.allocate_slow(layout),
-        };
-        match block {
-            Ok(p) => {
-                let ptr = p.cast::<T>();
+        match heap.allocate_typed::<T>() {
+            Ok(ptr) => {
                 // SAFETY: fresh block sized and aligned for `T`.
                 unsafe { ptr.as_ptr().write(value) };
                 if let Some(s) = &t.scope {

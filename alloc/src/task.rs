@@ -13,7 +13,6 @@
 //! the same: its chunks come from the same per-thread cache as the task heap's.
 
 use crate::error::{fail, AllocError};
-use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
 use crate::identity;
 use crate::vec::{heap_allocate, heap_deallocate, heap_vec_methods};
@@ -98,25 +97,10 @@ impl TaskAlloc {
         unsafe { self.heap.as_ref() }
     }
 
-    /// A block for a `T`: the owner's compile-time class fast path, else the general path.
-    #[inline(always)]
-    fn block_for<T>(&self) -> Result<NonNull<T>, AllocError> {
-        let size = core::mem::size_of::<T>();
-        if let Some(class) = ClassOf::<T>::SMALL {
-            if let Some(p) = self.heap().try_alloc_owned_class(class, size) {
-                return Ok(p.cast());
-            }
-        }
-        if size == 0 {
-            return Ok(NonNull::dangling());
-        }
-        self.heap().allocate_slow(Layout::new::<T>()).map(NonNull::cast)
-    }
-
     /// Moves `value` into the heap, or returns the error (dropping `value`).
     #[inline]
     pub fn try_alloc_box<T>(&self, value: T) -> Result<TaskBox<'_, T>, AllocError> {
-        let ptr = self.block_for::<T>()?;
+        let ptr = self.heap().allocate_typed::<T>()?;
         // SAFETY: `ptr` is valid for a `T` (fresh block, or dangling for a zero-sized `T`).
         unsafe { ptr.as_ptr().write(value) };
         Ok(TaskBox { ptr, heap: self.heap(), _owns: PhantomData })
@@ -127,7 +111,7 @@ impl TaskAlloc {
     #[track_caller]
     pub fn alloc_box<T>(&self, value: T) -> TaskBox<'_, T> {
         // Allocate first and write once: the value is not moved through a `Result`.
-        let ptr = match self.block_for::<T>() {
+        let ptr = match self.heap().allocate_typed::<T>() {
             Ok(p) => p,
             Err(e) => fail(e),
         };
@@ -142,13 +126,13 @@ impl TaskAlloc {
     #[inline]
     #[track_caller]
     pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> TaskBox<'_, T> {
-        let ptr = match self.block_for::<T>() {
+        let ptr = match self.heap().allocate_typed::<T>() {
             Ok(p) => p,
             Err(e) => fail(e),
         };
         let heap = self.heap();
         // SAFETY: the block is unused until `f` returns; freed once if `f` unwinds.
-        let unwind = crate::defer::Defer::new(|| unsafe { free_block::<T>(heap, ptr) });
+        let unwind = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
         // SAFETY: `ptr` is valid for a `T`.
         unsafe { ptr.as_ptr().write(f()) };
         core::mem::forget(unwind);
@@ -210,26 +194,9 @@ impl<'a, T> TaskBox<'a, T> {
         // `this` is not dropped.
         unsafe {
             let v = this.ptr.as_ptr().read();
-            free_block::<T>(this.heap, this.ptr);
+            this.heap.deallocate_typed(this.ptr);
             v
         }
-    }
-}
-
-/// # Safety
-/// `ptr` is a block for a `T` from `heap` whose value was moved out or dropped.
-#[inline(always)]
-unsafe fn free_block<T>(heap: &HeapCore, ptr: NonNull<T>) {
-    let size = core::mem::size_of::<T>();
-    if let Some(class) = ClassOf::<T>::SMALL {
-        // SAFETY: per the caller; the class is `T`'s.
-        if unsafe { heap.try_free_owned_class(ptr.cast(), class, size) } {
-            return;
-        }
-    }
-    if size != 0 {
-        // SAFETY: per the caller.
-        unsafe { heap.deallocate_slow(ptr.cast(), Layout::new::<T>()) };
     }
 }
 
@@ -239,10 +206,10 @@ impl<T> Drop for TaskBox<'_, T> {
         let (heap, ptr) = (self.heap, self.ptr);
         if !core::mem::needs_drop::<T>() {
             // SAFETY: nothing to drop; the block is freed once.
-            return unsafe { free_block::<T>(heap, ptr) };
+            return unsafe { heap.deallocate_typed(ptr) };
         }
         // SAFETY: we own the block; freed once, even if `T::drop` panics.
-        let _free = crate::defer::Defer::new(|| unsafe { free_block::<T>(heap, ptr) });
+        let _free = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
         // SAFETY: we own the initialised value; dropped once.
         unsafe { self.ptr.as_ptr().drop_in_place() };
     }

@@ -24,9 +24,7 @@
 //! the chunks such a retained heap holds.
 
 use super::blocks::BlockArena;
-use super::class::{class_of, BLOCK_ALIGN, CLASS_SIZE};
-#[allow(unused_imports)] // named in docs
-use super::class::ClassOf;
+use super::class::{class_of, ClassOf, BLOCK_ALIGN, CLASS_SIZE};
 use crate::chunk;
 use crate::error::{AllocError, Budget};
 use crate::guard::Scope;
@@ -169,15 +167,48 @@ impl HeapCore {
     /// fast path inline, everything else out of line.
     #[inline]
     pub(crate) fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if self.is_small(layout) && self.is_owner() {
-            let class = class_of(layout.size());
-            // SAFETY: we are the owner.
-            if let Some(p) = unsafe { self.local() }.arena.alloc(class) {
-                self.counters().own_alloc(layout.size());
+        if self.is_small(layout) {
+            if let Some(p) = self.try_alloc_owned_class(class_of(layout.size()), layout.size()) {
                 return Ok(p);
             }
         }
         self.allocate_slow(layout)
+    }
+
+    /// A block for a `T`: the owner's compile-time class fast path ([`ClassOf`]), else the
+    /// general path; a dangling pointer for a zero-sized `T`.
+    #[inline(always)]
+    pub(crate) fn allocate_typed<T>(&self) -> Result<NonNull<T>, AllocError> {
+        let size = core::mem::size_of::<T>();
+        if let Some(class) = ClassOf::<T>::SMALL {
+            if let Some(p) = self.try_alloc_owned_class(class, size) {
+                return Ok(p.cast());
+            }
+        }
+        if size == 0 {
+            return Ok(NonNull::dangling());
+        }
+        self.allocate_slow(Layout::new::<T>()).map(NonNull::cast)
+    }
+
+    /// Frees a block from [`allocate_typed`](Self::allocate_typed) (nothing for a zero-sized
+    /// `T`).
+    ///
+    /// # Safety
+    /// `ptr` came from `allocate_typed::<T>` on this heap, and is not used again.
+    #[inline(always)]
+    pub(crate) unsafe fn deallocate_typed<T>(&self, ptr: NonNull<T>) {
+        let size = core::mem::size_of::<T>();
+        if let Some(class) = ClassOf::<T>::SMALL {
+            // SAFETY: per the caller; the class is `T`'s.
+            if unsafe { self.try_free_owned_class(ptr.cast(), class, size) } {
+                return;
+            }
+        }
+        if size != 0 {
+            // SAFETY: per the caller.
+            unsafe { self.deallocate_slow(ptr.cast(), Layout::new::<T>()) };
+        }
     }
 
     /// Everything but the owner's small-class fast path (also called directly by callers that
@@ -303,10 +334,8 @@ impl HeapCore {
     /// `ptr` came from this heap's `allocate*` with the same `layout`, and is not used again.
     #[inline]
     pub(crate) unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if self.is_small(layout) && self.is_owner() {
-            // SAFETY: we are the owner; the block is ours and unused (caller).
-            unsafe { self.local().arena.free(ptr, class_of(layout.size())) };
-            self.counters().own_free(layout.size());
+        // SAFETY: forwarded contract; a small layout's class is the one it was allocated in.
+        if self.is_small(layout) && unsafe { self.try_free_owned_class(ptr, class_of(layout.size()), layout.size()) } {
             return;
         }
         // SAFETY: forwarded contract.
