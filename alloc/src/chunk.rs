@@ -10,8 +10,10 @@ use core::cell::RefCell;
 use core::ptr::NonNull;
 use std::alloc::{alloc, dealloc, Layout};
 
-/// Every chunk and block is at least this aligned.
-pub(crate) const CHUNK_ALIGN: usize = 16;
+/// Every chunk is aligned to this (see `heap::blocks`: a header at each granule boundary
+/// names the chunk's heap). Chunks are powers of two from 4 KiB: smaller ones sit alone in
+/// their granule.
+pub(crate) const GRANULE: usize = 16 * 1024;
 
 /// Chunks kept per thread: 256 × 16 KiB = 4 MiB, enough for a few hundred small tasks in
 /// flight per worker to start without touching the system allocator.
@@ -33,7 +35,7 @@ thread_local! {
 }
 
 fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, CHUNK_ALIGN).expect("chunk size fits a Layout")
+    Layout::from_size_align(size, GRANULE).expect("chunk size fits a Layout")
 }
 
 fn system_alloc(size: usize) -> Option<NonNull<u8>> {
@@ -48,7 +50,7 @@ unsafe fn system_free(p: NonNull<u8>, size: usize) {
     unsafe { dealloc(p.as_ptr(), layout(size)) }
 }
 
-/// A chunk of `size` bytes, 16-aligned, from this thread's cache or the system.
+/// A chunk of `size` bytes, [`GRANULE`]-aligned, from this thread's cache or the system.
 pub(crate) fn acquire(size: usize) -> Option<NonNull<u8>> {
     if size == DEFAULT_TASK_CHUNK {
         if let Some(p) = CACHE.try_with(|c| c.borrow_mut().0.pop()).ok().flatten() {

@@ -1,16 +1,23 @@
-//! [`AsyncPoolGuard`]: a scope of the current task's heap.
+//! [`AsyncPoolGuard`]: a scope of the current task's `pool_*` allocations, as a heap of its own.
 //!
-//! Inside a task with a heap slot (framealloc's runtime, `framealloc::tokio::spawn`) the guard
-//! marks a scope on that heap. Elsewhere (a plain `tokio::spawn` task, a plain thread) the
-//! first guard of an identity creates a heap for it, found by `pool_*` through a registry keyed
-//! by (`SmartAlloc`, identity): a tokio task keeps its guard heap when it moves between worker
-//! threads. That heap is used under its lock (its owner is [`NOBODY`]), since a guard may be
-//! dropped on another thread than the one allocating.
+//! Every guard gets a fresh heap, and while it is the innermost open guard of its task (or
+//! thread) every `pool_*` call there allocates in it. What the scope has alive is then just
+//! that heap's handle count: no allocation needs to remember its scope, and `pool_*` outside
+//! guards pays nothing for them.
 //!
-//! Every `pool_*` allocation made while a guard is the innermost one counts in its [`Scope`];
-//! freeing it uncounts it. What the scope allocated and freed is back on the heap's free lists
-//! already; what is still alive when the guard drops has escaped: it stays valid, keeps its
-//! heap alive, and is counted in `AllocStats::guard_escapes`.
+//! * Inside a task with a heap slot (framealloc's runtime, `framealloc::tokio::spawn`) the
+//!   heap is owned by the task and pushed on its slot (see `TaskSlot`): allocation and free
+//!   without atomics.
+//! * Elsewhere (a plain `tokio::spawn` task, a plain thread) the heap goes on a stack in a
+//!   registry keyed by (`SmartAlloc`, identity), where `pool_*` finds it: a tokio task keeps its
+//!   guard heap when it moves between worker threads. That heap has no owner ([`NOBODY`]) and
+//!   is used under its lock, since a guard may be dropped on another thread than the one
+//!   allocating.
+//!
+//! The guard holds a counted handle on its heap, so the heap outlives it. Dropping the guard
+//! releases the heap: what the scope allocated and already freed goes back at once; what is
+//! still alive has escaped: it stays valid, keeps the heap alive, and is counted in
+//! `AllocStats::guard_escapes`.
 
 use crate::heap::HeapCore;
 use crate::identity::{self, NOBODY};
@@ -18,53 +25,24 @@ use crate::shared::Shared;
 use crate::stats::Kind;
 use crate::SmartAlloc;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Live allocations of one guard's scope.
-#[derive(Debug, Default)]
-pub(crate) struct Scope {
-    live: AtomicUsize,
-    ended: AtomicBool,
-}
+/// Guard heaps of one (`SmartAlloc`, identity), innermost last.
+struct GuardHeaps(Vec<NonNull<HeapCore>>);
 
-impl Scope {
-    pub(crate) fn enter(&self) {
-        self.live.fetch_add(1, Ordering::Relaxed);
-    }
+// SAFETY: the heaps are used only under their own lock (owner NOBODY) and the registry's.
+unsafe impl Send for GuardHeaps {}
 
-    pub(crate) fn leave(&self) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
-    }
-}
-
-struct GuardHeap {
-    heap: NonNull<HeapCore>,
-    scopes: Vec<Arc<Scope>>,
-}
-
-// SAFETY: the heap is used only under its own lock (owner NOBODY) and the registry's.
-unsafe impl Send for GuardHeap {}
-
-static REGISTRY: Mutex<BTreeMap<(u64, u64), GuardHeap>> = Mutex::new(BTreeMap::new());
+static REGISTRY: Mutex<BTreeMap<(u64, u64), GuardHeaps>> = Mutex::new(BTreeMap::new());
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 
-/// Where a `pool_*` call allocates: a heap with one escapable handle already counted for the
-/// caller, and the innermost guard scope, if any.
-pub(crate) struct Target {
-    pub(crate) heap: NonNull<HeapCore>,
-    pub(crate) scope: Option<Arc<Scope>>,
-}
-
-/// The guard heap of the current identity for `shared`, if a guard is open there.
+/// The innermost guard heap of the current identity for `shared`, with one handle counted
+/// for the caller, if a guard is open there.
 #[inline]
-pub(crate) fn registry_target(shared: &Shared) -> Option<Target> {
+pub(crate) fn registry_target(shared: &Shared) -> Option<NonNull<HeapCore>> {
     if REGISTERED.load(Ordering::Acquire) == 0 {
         return None;
     }
@@ -72,34 +50,20 @@ pub(crate) fn registry_target(shared: &Shared) -> Option<Target> {
 }
 
 #[cold]
-fn registry_lookup(shared: &Shared) -> Option<Target> {
+fn registry_lookup(shared: &Shared) -> Option<NonNull<HeapCore>> {
     let key = (shared.id, identity::current());
     let reg = REGISTRY.lock();
-    let g = reg.get(&key)?;
+    let heap = *reg.get(&key)?.0.last()?;
     // SAFETY: the heap stays registered (and alive) while we hold the registry lock; counting
     // a handle now keeps it alive after we let go.
-    unsafe { g.heap.as_ref() }.retain_handle();
-    Some(Target { heap: g.heap, scope: g.scopes.last().cloned() })
-}
-
-/// The innermost open scope of a heap the caller owns, dropping ended ones.
-///
-/// # Safety
-/// The caller is the owner of `heap`.
-#[inline]
-pub(crate) unsafe fn owned_scope(heap: &HeapCore) -> Option<Arc<Scope>> {
-    // SAFETY: owner, per the caller.
-    let scopes = unsafe { &mut heap.local().scopes };
-    while scopes.last().is_some_and(|s| s.ended()) {
-        scopes.pop();
-    }
-    scopes.last().cloned()
+    unsafe { heap.as_ref() }.retain_handle();
+    Some(heap)
 }
 
 enum Binding {
-    /// Scope on the heap of the task whose slot was current at creation.
+    /// The heap is on the slot of the task that was current at creation, owned by it.
     Slot,
-    /// Scope on a registry guard heap.
+    /// The heap is on the registry under this key, owned by nobody.
     Registry { key: (u64, u64) },
 }
 
@@ -125,64 +89,99 @@ enum Binding {
 /// assert_eq!(alloc.stats().guard_escapes, 1);
 /// ```
 pub struct AsyncPoolGuard {
-    scope: Arc<Scope>,
+    /// The scope's heap; this guard holds one counted handle on it.
+    heap: NonNull<HeapCore>,
     shared: Arc<Shared>,
     binding: Binding,
 }
 
+// SAFETY: the heap is reached only through its thread-safe entry points (ownership checks,
+// atomics, its lock), and the guard's counted handle keeps it alive wherever the guard goes.
+unsafe impl Send for AsyncPoolGuard {}
+// SAFETY: `&AsyncPoolGuard` only reads atomics of the heap (`escaped`).
+unsafe impl Sync for AsyncPoolGuard {}
+
 impl AsyncPoolGuard {
-    /// Opens a scope on the current task's heap for `alloc`.
+    /// Opens a scope on the current task (or thread) for `alloc`: its `pool_*` allocations
+    /// there go to the scope's heap until the guard drops or a newer guard opens.
     pub fn new(alloc: &SmartAlloc) -> Self {
         let shared = alloc.shared().clone();
-        let scope = Arc::new(Scope::default());
         let in_slot = identity::with_slot(|slot| {
             let slot = slot?;
-            let heap = slot.heap_for(&shared);
+            let heap = HeapCore::obtain_task_heap(&shared, slot.identity());
             // SAFETY: the slot is current, so we run as its task, the heap's owner.
-            unsafe { heap.as_ref().local().scopes.push(scope.clone()) };
-            Some(())
+            unsafe { heap.as_ref().retain_handle_owned() };
+            slot.push_guard(&shared, heap);
+            Some(heap)
         });
-        let binding = if in_slot.is_some() {
-            Binding::Slot
-        } else {
-            let id = identity::current();
-            let key = (shared.id, id);
-            let mut reg = REGISTRY.lock();
-            let g = reg.entry(key).or_insert_with(|| {
-                REGISTERED.fetch_add(1, Ordering::AcqRel);
-                let kind = if identity::is_task(id) { Kind::Task } else { Kind::Pool };
-                GuardHeap { heap: HeapCore::create(&shared, kind, NOBODY), scopes: Vec::new() }
-            });
-            g.scopes.push(scope.clone());
-            Binding::Registry { key }
-        };
-        Self { scope, shared, binding }
+        if let Some(heap) = in_slot {
+            return Self { heap, shared, binding: Binding::Slot };
+        }
+        let id = identity::current();
+        let key = (shared.id, id);
+        let kind = if identity::is_task(id) { Kind::Task } else { Kind::Pool };
+        let heap = HeapCore::create(&shared, kind, NOBODY);
+        // SAFETY: fresh heap, alive until its ownership is released (in `drop`).
+        unsafe { heap.as_ref() }.retain_handle();
+        let mut reg = REGISTRY.lock();
+        let heaps = reg.entry(key).or_insert_with(|| {
+            REGISTERED.fetch_add(1, Ordering::AcqRel);
+            GuardHeaps(Vec::new())
+        });
+        heaps.0.push(heap);
+        Self { heap, shared, binding: Binding::Registry { key } }
     }
 
     /// Allocations made in this scope that are still alive now.
     pub fn escaped(&self) -> usize {
-        self.scope.live.load(Ordering::Acquire)
+        // SAFETY: our counted handle keeps the heap alive.
+        let handles = unsafe { self.heap.as_ref() }.live_handles();
+        handles.saturating_sub(1) // our own
     }
 }
 
 impl Drop for AsyncPoolGuard {
     fn drop(&mut self) {
-        self.scope.ended.store(true, Ordering::Release);
-        let escaped = self.scope.live.load(Ordering::Acquire) as u64;
+        let escaped = self.escaped() as u64;
         self.shared.guard_escapes.fetch_add(escaped, Ordering::Relaxed);
-        if let Binding::Registry { key } = self.binding {
-            let mut reg = REGISTRY.lock();
-            let Some(g) = reg.get_mut(&key) else { return };
-            g.scopes.retain(|s| !Arc::ptr_eq(s, &self.scope));
-            if !g.scopes.is_empty() {
-                return;
+        let heap = self.heap;
+        match self.binding {
+            Binding::Slot => {
+                // SAFETY: our counted handle keeps the heap alive.
+                let owner_here = unsafe { heap.as_ref() }.is_owner();
+                // Running as the owner task means its slot is the current one.
+                let removed = owner_here && identity::with_slot(|s| s.is_some_and(|s| s.remove_guard(heap)));
+                if !removed {
+                    // The task is elsewhere (or over): it drops the heap itself.
+                    // SAFETY: as above.
+                    unsafe { heap.as_ref() }.end_guard();
+                }
+                // SAFETY: our handle, dropped once; the heap is alive until then.
+                unsafe { HeapCore::release_handle(heap) };
+                if removed {
+                    // SAFETY: we run as the owner task and the heap left its slot, so nothing
+                    // else uses the owner identity on it and it is released once.
+                    unsafe { HeapCore::release_owner(heap) };
+                }
             }
-            let g = reg.remove(&key).expect("entry present");
-            REGISTERED.fetch_sub(1, Ordering::AcqRel);
-            drop(reg);
-            // SAFETY: the heap's owner is NOBODY, so no owner identity can touch it, and it
-            // left the registry, so it is released exactly once.
-            unsafe { HeapCore::release_owner(g.heap) };
+            Binding::Registry { key } => {
+                {
+                    let mut reg = REGISTRY.lock();
+                    if let Some(heaps) = reg.get_mut(&key) {
+                        heaps.0.retain(|h| *h != heap);
+                        if heaps.0.is_empty() {
+                            reg.remove(&key);
+                            REGISTERED.fetch_sub(1, Ordering::AcqRel);
+                        }
+                    }
+                }
+                // SAFETY: our handle, dropped once; the heap's bias (released next) keeps it
+                // alive until then.
+                unsafe { HeapCore::release_handle(heap) };
+                // SAFETY: the heap's owner is NOBODY, so no owner identity can touch it, and
+                // it left the registry, so it is released exactly once.
+                unsafe { HeapCore::release_owner(heap) };
+            }
         }
     }
 }

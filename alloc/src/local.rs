@@ -7,7 +7,6 @@
 //! gone are dropped the next time the list is searched, and all of them at thread exit.
 
 use crate::frame::arena::FrameArena;
-use crate::guard::Target;
 use crate::heap::HeapCore;
 use crate::identity::{self, NOBODY};
 use crate::shared::Shared;
@@ -26,9 +25,11 @@ pub(crate) struct ThreadEntry {
     parked: RefCell<Vec<NonNull<HeapCore>>>,
 }
 
-/// Task heaps parked per thread and `SmartAlloc` (each holds one chunk: 1 MiB at most with
-/// the default 16 KiB chunks).
-const PARK_LIMIT: usize = 64;
+/// Task heaps parked per thread and `SmartAlloc`: a worker running a few hundred short tasks
+/// at once gets all their heaps back without registering or allocating (each parked heap
+/// holds one chunk: 4 MiB at most with the default 16 KiB chunks, the same bound as the chunk
+/// cache, and released under total-budget pressure).
+const PARK_LIMIT: usize = 256;
 
 impl Drop for ThreadEntry {
     fn drop(&mut self) {
@@ -179,7 +180,7 @@ pub(crate) fn unpark(id: u64) -> Option<NonNull<HeapCore>> {
 }
 
 /// This thread's pool heap for `handle`, with one handle counted.
-pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> Target {
+pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> NonNull<HeapCore> {
     // SAFETY: see `entry`: valid for this call, which `handle` outlives.
     match entry(handle).map(|e| unsafe { e.as_ref() }) {
         Some(e) => {
@@ -193,7 +194,7 @@ pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> Target {
             };
             // SAFETY: the entry keeps its pool heap alive.
             unsafe { heap.as_ref() }.retain_handle();
-            Target { heap, scope: None }
+            heap
         }
         None => teardown_heap(&handle.shared),
     }
@@ -201,7 +202,7 @@ pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> Target {
 
 /// During thread teardown: a heap with no owner, kept alive only by the handle made from it.
 #[cold]
-fn teardown_heap(shared: &Arc<Shared>) -> Target {
+fn teardown_heap(shared: &Arc<Shared>) -> NonNull<HeapCore> {
     let heap = HeapCore::create(shared, Kind::Pool, NOBODY);
     // SAFETY: fresh heap; it has no owner identity, so releasing ownership right after
     // counting our handle is exclusive and leaves the handle as its only reference.
@@ -209,5 +210,5 @@ fn teardown_heap(shared: &Arc<Shared>) -> Target {
         heap.as_ref().retain_handle();
         HeapCore::release_owner(heap);
     }
-    Target { heap, scope: None }
+    heap
 }

@@ -104,6 +104,17 @@ impl EscapeRefs {
         self.count.fetch_sub(delta, Ordering::AcqRel) == delta
     }
 
+    /// Handles alive now, given the owner's own count `owned` (zero once the owner released):
+    /// exact when no handle is being made or dropped concurrently.
+    pub(crate) fn live(&self, owned: isize) -> isize {
+        let n = self.count.load(Ordering::Acquire);
+        if n >= OWNER_BIAS / 2 {
+            n - OWNER_BIAS + owned
+        } else {
+            n
+        }
+    }
+
     /// Handles still alive after the owner released (exact when no drop is in flight).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn escaped(&self) -> isize {

@@ -211,7 +211,7 @@ impl SmartAlloc {
 
     /// Moves `value` into the current task's heap (inside a task) or this thread's pool.
     /// Panics if a budget is exceeded.
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub fn pool_box<T>(&self, value: T) -> PoolBox<T> {
         pool::pool_box(&self.handle, value)

@@ -188,10 +188,12 @@ fn guard_inside_a_task_and_moved_out() {
     // Dropped outside the task, on another thread.
     std::thread::spawn(move || drop(guard)).join().unwrap();
     assert_eq!(alloc.stats().guard_escapes, 1);
+    assert_eq!(alloc.stats().heaps_alive, 1, "the guard's heap, kept by `kept`");
     cx.enter(|| {
-        // The ended scope no longer collects allocations.
+        // The ended scope no longer collects allocations: the task gets its own heap.
         let x = alloc.pool_box(3u8);
         assert_eq!(*x, 3);
+        assert_eq!(alloc.stats().heaps_alive, 2);
     });
     drop(kept);
     drop(cx);
@@ -280,4 +282,47 @@ fn a_task_using_several_allocators_gets_a_heap_for_each() {
     assert_eq!([a.stats().heaps_alive, b.stats().heaps_alive, c.stats().heaps_alive], [0, 1, 1]);
     drop(kept);
     assert_eq!(b.stats().heaps_alive + c.stats().heaps_alive, 0);
+}
+
+#[test]
+fn a_pool_box_is_one_pointer() {
+    assert_eq!(std::mem::size_of::<PoolBox<u64>>(), std::mem::size_of::<usize>());
+    assert_eq!(std::mem::size_of::<PoolBox<[u8; 4000]>>(), std::mem::size_of::<usize>());
+    assert_eq!(std::mem::size_of::<Option<PoolBox<u8>>>(), std::mem::size_of::<usize>());
+}
+
+/// Every way a box finds its heap from its address: class blocks in the first and in later
+/// granules of a chunk (large chunks), values without a class (large, over-aligned) behind
+/// their prefix; freed by the owner and by other threads, inside a task and outside.
+#[test]
+fn boxes_find_their_heap_from_any_thread() {
+    let n = if cfg!(miri) { 40 } else { 400 };
+    let alloc = SmartAlloc::new(AllocConfig { task_chunk_bytes: 64 * 1024, ..AllocConfig::default() });
+    let mut cx = TaskContext::new();
+    let made = |alloc: &SmartAlloc| {
+        let small: Vec<PoolBox<[u64; 32]>> = (0..n).map(|i| alloc.pool_box([i as u64; 32])).collect();
+        let large: Vec<PoolBox<[u8; 3000]>> = (0..4).map(|i| alloc.pool_box([i as u8; 3000])).collect();
+        let aligned: Vec<PoolBox<Page>> = (0..4).map(|i| alloc.pool_box(Page([i as u8; 16]))).collect();
+        (small, large, aligned)
+    };
+    for in_task in [false, true] {
+        let (mut small, mut large, mut aligned) = if in_task { cx.enter(|| made(&alloc)) } else { made(&alloc) };
+        for (i, b) in small.iter().enumerate() {
+            assert_eq!(b[31], i as u64);
+        }
+        assert!(aligned.iter().all(|p| &**p as *const Page as usize % 4096 == 0));
+        // Half freed here (by the owner or, for the task's boxes, by a non-owner: we are not
+        // in the task now), half on another thread.
+        let theirs = (small.split_off(n / 2), large.split_off(2), aligned.split_off(2));
+        std::thread::spawn(move || drop(theirs)).join().unwrap();
+        if in_task {
+            cx.enter(|| drop((small, large, aligned)));
+        } else {
+            drop((small, large, aligned));
+        }
+        let s = alloc.stats();
+        assert_eq!((s.pool.live_bytes, s.task.live_bytes), (0, 0), "in_task: {in_task}");
+    }
+    drop(cx);
+    assert_eq!(alloc.stats().heaps_alive, 0);
 }

@@ -1,8 +1,17 @@
 //! [`BlockArena`]: bump allocation in chunks plus one free list per size class. Plain data,
 //! no synchronisation: a heap keeps one for its owner and one, behind a lock, for everyone else.
+//!
+//! # Granules
+//!
+//! Every chunk is aligned to [`GRANULE`] (16 KiB), and every granule-aligned address inside a
+//! chunk starts with a [`Header`] naming the heap that owns the chunk. A block never straddles
+//! a granule boundary, so [`heap_of`] finds any small block's heap from its address alone (a
+//! mask and a load): that is what lets a `PoolBox` be one pointer, like a `Box`. The header of
+//! a granule is written when the bump pointer enters it, before any block in it is handed out.
 
 use super::class::{CLASSES, CLASS_SIZE};
-use crate::chunk;
+use super::core::HeapCore;
+use crate::chunk::{self, GRANULE};
 use crate::remote::RemoteBlock;
 use core::ptr::{self, NonNull};
 
@@ -11,20 +20,41 @@ struct FreeBlock {
     next: *mut FreeBlock,
 }
 
-/// Each chunk starts with this link (16 bytes, so blocks after it stay 16-aligned).
+/// The first 16 bytes of every granule of a chunk (so blocks after it stay 16-aligned).
 #[repr(C, align(16))]
-struct ChunkLink {
-    next: *mut ChunkLink,
+struct Header {
+    /// The heap whose arena holds the chunk.
+    heap: *const HeapCore,
+    /// At a chunk's start: the arena's next (older) chunk. Unused in later granules.
+    next: *mut Header,
 }
 
-const LINK: usize = core::mem::size_of::<ChunkLink>();
+const HEADER: usize = core::mem::size_of::<Header>();
+
+/// The heap holding `block`.
+///
+/// # Safety
+/// `block` is a block handed out by a [`BlockArena`] (a small-class block) and not freed yet.
+#[inline(always)]
+pub(crate) unsafe fn heap_of(block: NonNull<u8>) -> NonNull<HeapCore> {
+    let header = block.as_ptr().map_addr(|a| a & !(GRANULE - 1)).cast::<Header>();
+    // SAFETY: the block lies inside a granule of a live chunk (per the caller), whose header
+    // was written before the block was handed out and names the chunk's (live) heap; the
+    // pointer keeps the chunk's provenance. Nobody writes that field while blocks are live.
+    unsafe { NonNull::new_unchecked((*header).heap.cast_mut()) }
+}
 
 pub(crate) struct BlockArena {
     bump: *mut u8,
+    /// End of the bump region: the current chunk's end or its next granule boundary.
     end: *mut u8,
+    /// End of the current chunk.
+    chunk_end: *mut u8,
     free: [*mut FreeBlock; CLASSES],
-    chunks: *mut ChunkLink,
+    chunks: *mut Header,
     chunk_count: usize,
+    /// The heap written in the headers.
+    heap: *const HeapCore,
 }
 
 // SAFETY: the arena owns plain memory (its chunks) with no tie to a thread; its owner
@@ -33,10 +63,24 @@ unsafe impl Send for BlockArena {}
 
 impl BlockArena {
     pub(crate) const fn new() -> Self {
-        Self { bump: ptr::null_mut(), end: ptr::null_mut(), free: [ptr::null_mut(); CLASSES], chunks: ptr::null_mut(), chunk_count: 0 }
+        Self {
+            bump: ptr::null_mut(),
+            end: ptr::null_mut(),
+            chunk_end: ptr::null_mut(),
+            free: [ptr::null_mut(); CLASSES],
+            chunks: ptr::null_mut(),
+            chunk_count: 0,
+            heap: ptr::null(),
+        }
     }
 
-    /// A block of `class`, from its free list or the current chunk; `None` when both are empty.
+    /// Names the heap this arena's chunks belong to (before the first chunk is added).
+    pub(crate) fn set_heap(&mut self, heap: *const HeapCore) {
+        self.heap = heap;
+    }
+
+    /// A block of `class`, from its free list or the current granule; `None` when both are
+    /// empty (then [`alloc_next_granule`](Self::alloc_next_granule), else a new chunk).
     #[inline]
     pub(crate) fn alloc(&mut self, class: usize) -> Option<NonNull<u8>> {
         let head = self.free[class];
@@ -56,6 +100,37 @@ impl BlockArena {
             return Some(unsafe { NonNull::new_unchecked(p) });
         }
         None
+    }
+
+    /// Moves the bump region to the current chunk's next granule (abandoning the rest of this
+    /// one) and allocates `class` there; `None` if the chunk has no granule left.
+    #[cold]
+    pub(crate) fn alloc_next_granule(&mut self, class: usize) -> Option<NonNull<u8>> {
+        if self.end == self.chunk_end {
+            return None;
+        }
+        // `end` is a granule boundary inside the chunk.
+        // SAFETY: the granule lies inside the current chunk, which this arena owns.
+        unsafe { self.enter_granule(self.end, ptr::null_mut()) };
+        self.alloc(class)
+    }
+
+    /// Writes the header at `granule` and makes the rest of that granule the bump region.
+    ///
+    /// # Safety
+    /// `granule` is a granule-aligned address inside the current chunk (whose end is
+    /// `chunk_end`), owned by this arena, with no block handed out in that granule.
+    unsafe fn enter_granule(&mut self, granule: *mut u8, next: *mut Header) {
+        debug_assert!(!self.heap.is_null(), "set_heap before adding chunks");
+        debug_assert_eq!(granule as usize % GRANULE, 0);
+        // SAFETY: per the caller, the granule is ours and at least `HEADER` bytes long.
+        unsafe {
+            granule.cast::<Header>().write(Header { heap: self.heap, next });
+            self.bump = granule.add(HEADER);
+        }
+        let room = self.chunk_end as usize - granule as usize;
+        // SAFETY: within (or one past) the chunk.
+        self.end = unsafe { granule.add(room.min(GRANULE)) };
     }
 
     /// Puts a free block of `class` on its list.
@@ -94,15 +169,12 @@ impl BlockArena {
     /// # Safety
     /// `chunk` is an unused chunk of `size` bytes from [`chunk::acquire`], now owned by this arena.
     pub(crate) unsafe fn add_chunk(&mut self, chunk: NonNull<u8>, size: usize) {
-        let link = chunk.as_ptr().cast::<ChunkLink>();
-        // SAFETY: the chunk is at least 4 KiB and 16-aligned.
-        unsafe { link.write(ChunkLink { next: self.chunks }) };
-        self.chunks = link;
-        // SAFETY: both offsets are within (or one past) the chunk of `size > LINK` bytes.
-        unsafe {
-            self.bump = chunk.as_ptr().add(LINK);
-            self.end = chunk.as_ptr().add(size);
-        }
+        let start = chunk.as_ptr();
+        // SAFETY: one past the end of the chunk.
+        self.chunk_end = unsafe { start.add(size) };
+        // SAFETY: the chunk is granule-aligned, unused and at least 4 KiB.
+        unsafe { self.enter_granule(start, self.chunks) };
+        self.chunks = start.cast();
         self.chunk_count += 1;
     }
 
@@ -123,10 +195,12 @@ impl BlockArena {
         // SAFETY: the newest link was written by `add_chunk`; detach the older ones.
         let older = unsafe { core::mem::replace(&mut (*newest).next, ptr::null_mut()) };
         let mut rest = BlockArena { chunks: older, ..BlockArena::new() };
+        let heap = self.heap;
         let released = self.chunk_count - 1;
         // SAFETY: per the caller, nothing in the older chunks is used.
         unsafe { rest.release_chunks(size) };
         *self = BlockArena::new();
+        self.heap = heap;
         // SAFETY: the newest chunk is unused and stays ours; re-adding it rewinds its bump.
         unsafe { self.add_chunk(NonNull::new_unchecked(newest.cast()), size) };
         released
@@ -145,7 +219,9 @@ impl BlockArena {
             unsafe { chunk::release(NonNull::new_unchecked(c.cast()), size) };
             c = next;
         }
+        let heap = self.heap;
         *self = Self::new();
+        self.heap = heap;
     }
 }
 
@@ -156,9 +232,16 @@ mod tests {
 
     const SIZE: usize = 4096;
 
+    /// A stand-in heap address for arenas tested alone (only compared, never read as a heap).
+    fn arena() -> BlockArena {
+        let mut a = BlockArena::new();
+        a.set_heap(NonNull::<HeapCore>::dangling().as_ptr());
+        a
+    }
+
     #[test]
     fn bump_then_reuse_freed_blocks_lifo() {
-        let mut a = BlockArena::new();
+        let mut a = arena();
         assert!(a.alloc(0).is_none(), "no chunk yet");
         // SAFETY: a fresh chunk, given to the arena.
         unsafe { a.add_chunk(chunk::acquire(SIZE).unwrap(), SIZE) };
@@ -181,12 +264,13 @@ mod tests {
 
     #[test]
     fn a_chunk_runs_out_and_remote_blocks_are_absorbed() {
-        let mut a = BlockArena::new();
+        let mut a = arena();
         // SAFETY: a fresh chunk, given to the arena.
         unsafe { a.add_chunk(chunk::acquire(SIZE).unwrap(), SIZE) };
-        let class = CLASSES - 1; // 4096-byte blocks do not fit next to the link
+        let class = CLASSES - 1; // 4096-byte blocks do not fit next to the header
         assert!(a.alloc(class).is_none());
-        let per_chunk = (SIZE - LINK) / CLASS_SIZE[3];
+        assert!(a.alloc_next_granule(class).is_none(), "a 4 KiB chunk is one granule");
+        let per_chunk = (SIZE - HEADER) / CLASS_SIZE[3];
         let blocks: Vec<_> = (0..per_chunk).map(|_| a.alloc(3).unwrap()).collect();
         assert!(a.alloc(3).is_none(), "chunk exhausted");
         let list = crate::remote::RemoteFreeList::new();
@@ -200,5 +284,28 @@ mod tests {
         assert_eq!(again.len(), blocks.len());
         // SAFETY: nothing is in use.
         unsafe { a.release_chunks(SIZE) };
+    }
+
+    #[test]
+    fn blocks_never_straddle_a_granule_and_name_their_heap() {
+        const BIG: usize = 4 * GRANULE;
+        let mut a = arena();
+        // SAFETY: a fresh chunk, given to the arena.
+        unsafe { a.add_chunk(chunk::acquire(BIG).unwrap(), BIG) };
+        let class = CLASSES - 1; // 4096-byte blocks: three per granule after its header
+        let mut blocks = Vec::new();
+        while let Some(b) = a.alloc(class).or_else(|| a.alloc_next_granule(class)) {
+            blocks.push(b);
+        }
+        assert_eq!(blocks.len(), 4 * 3, "every granule of the chunk was used");
+        for b in &blocks {
+            let start = b.as_ptr() as usize;
+            assert_eq!(start / GRANULE, (start + CLASS_SIZE[class] - 1) / GRANULE, "straddles a granule");
+            assert_ne!(start % GRANULE, 0, "overlaps a header");
+            // SAFETY: a live block of the arena.
+            assert_eq!(unsafe { heap_of(*b) }.as_ptr().cast_const(), a.heap);
+        }
+        // SAFETY: nothing is in use.
+        unsafe { a.release_chunks(BIG) };
     }
 }

@@ -9,8 +9,10 @@
 //!   `remote` (a lock-free list the owner drains when a size class runs dry). All chunks of
 //!   both arenas belong to the heap, so a block may be freed into either arena's lists.
 //! * Large or over-aligned requests go straight to the system allocator with their layout.
-//! * Handles that can outlive the owner (`PoolBox`, `PoolVec`) are counted in [`EscapeRefs`]:
-//!   by the owner in `local.handles`, by others atomically.
+//! * Handles that can outlive the owner (`PoolBox`, `PoolVec`, and an `AsyncPoolGuard` on its
+//!   own heap) are counted in [`EscapeRefs`]: by the owner in `owner_handles` (a relaxed load
+//!   and store, so that `AsyncPoolGuard::escaped` may read it from anywhere), by others
+//!   atomically.
 //! * [`HeapCore::release_owner`] ends ownership: `owner` becomes [`NOBODY`], the owner's count
 //!   is folded in, and the heap is freed at once if nothing escaped, else by whoever drops the
 //!   last escaped handle. Its caller must exclude every other use of the owner identity on
@@ -27,14 +29,13 @@ use super::blocks::BlockArena;
 use super::class::{class_of, ClassOf, BLOCK_ALIGN, CLASS_SIZE};
 use crate::chunk;
 use crate::error::{AllocError, Budget};
-use crate::guard::Scope;
 use crate::identity::{self, NOBODY};
 use crate::remote::{EscapeRefs, RemoteBlock, RemoteFreeList};
 use crate::shared::{Registration, Shared};
 use crate::stats::{Counters, Kind};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use std::alloc::Layout;
 use std::sync::Arc;
@@ -42,14 +43,16 @@ use std::sync::Arc;
 /// What only the owner touches.
 pub(crate) struct LocalState {
     pub(crate) arena: BlockArena,
-    /// Escapable handles the owner made minus those it dropped.
-    handles: isize,
-    /// Open `AsyncPoolGuard` scopes of this heap, innermost last.
-    pub(crate) scopes: Vec<Arc<Scope>>,
 }
 
 pub(crate) struct HeapCore {
     owner: AtomicU64,
+    /// Set when the `AsyncPoolGuard` whose scope this heap is was dropped outside its task:
+    /// the task stops allocating here and releases the heap (see `TaskSlot`).
+    guard_ended: AtomicBool,
+    /// Escapable handles the owner made minus those it dropped. Written by the owner only
+    /// (load and store), read by anyone for [`live_handles`](Self::live_handles).
+    owner_handles: AtomicIsize,
     local: UnsafeCell<LocalState>,
     foreign: Mutex<BlockArena>,
     remote: RemoteFreeList,
@@ -77,6 +80,7 @@ impl HeapCore {
                 // SAFETY: a parked heap belongs to this thread's cache alone until we take it.
                 let heap = unsafe { h.as_ref() };
                 heap.counters().parked.store(false, Ordering::Relaxed);
+                heap.guard_ended.store(false, Ordering::Relaxed);
                 heap.owner.store(owner, Ordering::Release);
                 h
             }
@@ -89,7 +93,9 @@ impl HeapCore {
         let cfg = &shared.config;
         let heap = Box::new(HeapCore {
             owner: AtomicU64::new(owner),
-            local: UnsafeCell::new(LocalState { arena: BlockArena::new(), handles: 0, scopes: Vec::new() }),
+            guard_ended: AtomicBool::new(false),
+            owner_handles: AtomicIsize::new(0),
+            local: UnsafeCell::new(LocalState { arena: BlockArena::new() }),
             foreign: Mutex::new(BlockArena::new()),
             remote: RemoteFreeList::new(),
             refs: EscapeRefs::new(),
@@ -98,7 +104,14 @@ impl HeapCore {
             max_small: (cfg.task_chunk_bytes / 4).min(super::class::MAX_CLASS_SIZE),
             budget: cfg.max_task_heap_bytes,
         });
-        NonNull::from(Box::leak(heap))
+        let heap = NonNull::from(Box::leak(heap));
+        // SAFETY: fresh heap, not shared yet: exclusive access to both arenas.
+        unsafe {
+            let h = heap.as_ptr();
+            (*(*h).local.get()).arena.set_heap(h);
+            (*h).foreign.get_mut().set_heap(h);
+        }
+        heap
     }
 
     #[inline]
@@ -191,6 +204,22 @@ impl HeapCore {
         self.allocate_slow(Layout::new::<T>()).map(NonNull::cast)
     }
 
+    /// The owner's class fast path for a `T`, with a handle counted for the block: `None`
+    /// (nothing done) when `T` has no class or the class needs a refill.
+    ///
+    /// # Safety
+    /// The caller is the owner (as for [`local`](Self::local)).
+    #[inline(always)]
+    pub(crate) unsafe fn try_alloc_handle_owned<T>(&self) -> Option<NonNull<T>> {
+        let class = ClassOf::<T>::SMALL?;
+        // SAFETY: owner, per the caller.
+        let p = unsafe { self.local() }.arena.alloc(class)?;
+        self.counters().own_alloc(core::mem::size_of::<T>());
+        // SAFETY: owner, per the caller.
+        unsafe { self.retain_handle_owned() };
+        Some(p.cast())
+    }
+
     /// Frees a block from [`allocate_typed`](Self::allocate_typed) (nothing for a zero-sized
     /// `T`).
     ///
@@ -265,6 +294,9 @@ impl HeapCore {
     #[cold]
     #[inline(never)]
     fn refill(&self, arena: &mut BlockArena, class: usize) -> Result<NonNull<u8>, AllocError> {
+        if let Some(p) = arena.alloc_next_granule(class) {
+            return Ok(p);
+        }
         // SAFETY: blocks on our remote list are unused blocks of our chunks.
         unsafe { arena.absorb(self.remote.take_all()) };
         if arena.has_free(class) {
@@ -373,12 +405,12 @@ impl HeapCore {
         }
     }
 
-    /// Counts a new escapable handle (`PoolBox`, `PoolVec`).
+    /// Counts a new escapable handle (`PoolBox`, `PoolVec`, `AsyncPoolGuard`).
     #[inline]
     pub(crate) fn retain_handle(&self) {
         if self.is_owner() {
             // SAFETY: we are the owner.
-            unsafe { self.local().handles += 1 };
+            unsafe { self.retain_handle_owned() };
         } else {
             self.refs.retain_remote();
         }
@@ -390,8 +422,32 @@ impl HeapCore {
     /// The caller is the owner.
     #[inline(always)]
     pub(crate) unsafe fn retain_handle_owned(&self) {
-        // SAFETY: owner, per the caller.
-        unsafe { self.local().handles += 1 };
+        self.add_owner_handles(1);
+    }
+
+    /// Owner-only update of `owner_handles` (a load and a store: nobody else writes it).
+    #[inline(always)]
+    fn add_owner_handles(&self, delta: isize) {
+        let n = self.owner_handles.load(Ordering::Relaxed);
+        self.owner_handles.store(n + delta, Ordering::Relaxed);
+    }
+
+    /// Handles counted on this heap now, from any thread: exact when no handle of it is being
+    /// made or dropped concurrently.
+    pub(crate) fn live_handles(&self) -> usize {
+        let owned = self.owner_handles.load(Ordering::Acquire);
+        self.refs.live(owned).max(0) as usize
+    }
+
+    /// Marks a guard heap whose guard was dropped outside its task (see `TaskSlot`).
+    pub(crate) fn end_guard(&self) {
+        self.guard_ended.store(true, Ordering::Release);
+    }
+
+    /// `true` once [`end_guard`](Self::end_guard) ran (since the heap was obtained).
+    #[inline(always)]
+    pub(crate) fn guard_ended(&self) -> bool {
+        self.guard_ended.load(Ordering::Relaxed)
     }
 
     /// Frees a block of a compile-time class and uncounts its handle, with one ownership check
@@ -406,11 +462,8 @@ impl HeapCore {
         let heap = unsafe { this.as_ref() };
         if heap.is_owner() {
             // SAFETY: we are the owner; the block is ours and unused (caller).
-            unsafe {
-                let local = heap.local();
-                local.arena.free(ptr, class);
-                local.handles -= 1;
-            }
+            unsafe { heap.local().arena.free(ptr, class) };
+            heap.add_owner_handles(-1);
             heap.counters().own_free(size);
         } else {
             // SAFETY: forwarded contract.
@@ -430,8 +483,7 @@ impl HeapCore {
         // SAFETY: live heap per the caller.
         let heap = unsafe { this.as_ref() };
         if heap.is_owner() {
-            // SAFETY: we are the owner.
-            unsafe { heap.local().handles -= 1 };
+            heap.add_owner_handles(-1);
         } else if heap.refs.release_remote() {
             // SAFETY: the count reached zero: the owner is gone and so is every handle.
             unsafe { Self::destroy(this) };
@@ -448,15 +500,23 @@ impl HeapCore {
         let heap = unsafe { this.as_ref() };
         // SAFETY: the caller excludes the owner.
         let local = unsafe { heap.local() };
-        let handles = local.handles;
-        local.scopes.clear();
-        heap.owner.store(NOBODY, Ordering::Release);
-        if heap.refs.release_owner(handles) {
-            // SAFETY: nothing refers to the heap any more.
-            unsafe { Self::park_or_destroy(this) };
-        } else {
+        let handles = heap.owner_handles.swap(0, Ordering::Relaxed);
+        // Handles can only be made by the owner (us, not any more) or through a live handle,
+        // so `live == 0` stays 0. With escapees, the chunks they retain are counted now: once
+        // ownership is folded in, the last escapee may free the heap at any moment.
+        let escaped = heap.refs.live(handles) > 0;
+        if escaped {
             let chunks = local.arena.chunk_count() + heap.foreign.lock().chunk_count();
             heap.counters().quarantined.store(chunks as u64, Ordering::Relaxed);
+        }
+        heap.owner.store(NOBODY, Ordering::Release);
+        if heap.refs.release_owner(handles) {
+            if escaped {
+                // Dropped between the count and the fold.
+                heap.counters().quarantined.store(0, Ordering::Relaxed);
+            }
+            // SAFETY: nothing refers to the heap any more.
+            unsafe { Self::park_or_destroy(this) };
         }
     }
 
@@ -476,15 +536,16 @@ impl HeapCore {
         // heap, so its plain state and the foreign arena can be reset.
         let released = unsafe {
             let local = heap.local();
-            local.handles = 0;
-            local.scopes.clear();
+            heap.owner_handles.store(0, Ordering::Relaxed);
             let mut foreign = heap.foreign.lock();
             let foreign_chunks = foreign.chunk_count();
             foreign.release_chunks(heap.chunk_size);
             let _ = heap.remote.take_all(); // blocks of chunks being reset or returned
             local.arena.trim_to_newest(heap.chunk_size) + foreign_chunks
         };
-        heap.uncharge(released * heap.chunk_size);
+        if released != 0 {
+            heap.uncharge(released * heap.chunk_size);
+        }
         heap.counters().reset_live();
         heap.counters().parked.store(true, Ordering::Relaxed);
         heap.refs.reset();

@@ -1,5 +1,15 @@
 //! [`TaskSlot`]: the heaps of one executor task, one per `SmartAlloc` it uses, created on the
-//! task's first `pool_*` call and released when the task ends.
+//! task's first `pool_*` call and released when the task ends, plus one heap per open
+//! [`AsyncPoolGuard`](crate::AsyncPoolGuard) of the task.
+//!
+//! `pool_*` inside the task allocates in the *innermost* heap of its `SmartAlloc`: the heap of
+//! the newest open guard, else the task's base heap. A guard's scope is a heap of its own, so
+//! "what this scope still has alive" is that heap's handle count, and nothing per allocation
+//! has to remember its scope.
+//!
+//! A guard dropped inside its task removes and releases its heap at once. A guard dropped
+//! elsewhere cannot (the task may be allocating there right now): it marks the heap ended, and
+//! the task drops it from the slot on its next `pool_*` call (or at its end).
 
 use super::core::HeapCore;
 use crate::shared::Shared;
@@ -7,12 +17,18 @@ use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 use std::sync::Arc;
 
+/// One heap of the slot: `(SmartAlloc id, heap, is a guard's heap)`.
+type Entry = (u64, NonNull<HeapCore>, bool);
+
 pub(crate) struct TaskSlot {
     identity: u64,
-    /// The first heap (one `SmartAlloc` per task is the usual case): `(alloc id, heap)`.
+    /// The innermost heap of the `SmartAlloc` used last: `(alloc id, heap)`. A cache over
+    /// `base` and `more`.
     first: Cell<Option<(u64, NonNull<HeapCore>)>>,
-    /// Heaps of further `SmartAlloc`s.
-    more: RefCell<Vec<(u64, NonNull<HeapCore>)>>,
+    /// The base heap of the first `SmartAlloc` the task used (usually its only heap).
+    base: Cell<Option<(u64, NonNull<HeapCore>)>>,
+    /// Every other heap, oldest first: base heaps of further `SmartAlloc`s and guard heaps.
+    more: RefCell<Vec<Entry>>,
 }
 
 // SAFETY: the slot moves with its `TaskContext` between threads; it is used only inside
@@ -21,54 +37,112 @@ unsafe impl Send for TaskSlot {}
 
 impl TaskSlot {
     pub(crate) fn new(identity: u64) -> Self {
-        Self { identity, first: Cell::new(None), more: RefCell::new(Vec::new()) }
+        Self { identity, first: Cell::new(None), base: Cell::new(None), more: RefCell::new(Vec::new()) }
     }
 
-    /// The task's heap for `shared`, created on first use. The caller is running as this task
-    /// (inside `enter`), so it is the heap's owner.
-    #[inline]
-    pub(crate) fn heap_for(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {
-        match self.first.get() {
-            Some((id, h)) if id == shared.id => h,
-            _ => self.heap_for_slow(shared),
+    /// The task's innermost heap for the `SmartAlloc` with id `id` (made on first use). The
+    /// caller is running as this task (inside `enter`), so it is the heap's owner.
+    #[inline(always)]
+    pub(crate) fn heap_for(&self, id: u64, shared: &Arc<Shared>) -> NonNull<HeapCore> {
+        if let Some((first_id, h)) = self.first.get() {
+            // SAFETY: heaps in the slot are owned by this task and live until released here.
+            if first_id == id && !unsafe { h.as_ref() }.guard_ended() {
+                return h;
+            }
         }
+        self.heap_for_slow(shared)
     }
 
     #[cold]
+    #[inline(never)]
     fn heap_for_slow(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {
-        if self.first.get().is_none() {
-            let h = HeapCore::obtain_task_heap(shared, self.identity);
-            self.first.set(Some((shared.id, h)));
-            return h;
-        }
-        let mut more = self.more.borrow_mut();
-        if let Some(&(_, h)) = more.iter().find(|(id, _)| *id == shared.id) {
-            return h;
-        }
-        let h = HeapCore::obtain_task_heap(shared, self.identity);
-        more.push((shared.id, h));
+        self.drop_ended_guards();
+        let id = shared.id;
+        let innermost = self.more.borrow().iter().rev().find(|e| e.0 == id).map(|e| e.1);
+        let h = match (innermost, self.base.get()) {
+            (Some(h), _) => h,
+            (None, Some((base_id, h))) if base_id == id => h,
+            (None, base) => {
+                let h = HeapCore::obtain_task_heap(shared, self.identity);
+                match base {
+                    None => self.base.set(Some((id, h))),
+                    Some(_) => self.more.borrow_mut().push((id, h, false)),
+                }
+                h
+            }
+        };
+        self.first.set(Some((id, h)));
         h
     }
 
-    fn heaps(&self) -> Vec<NonNull<HeapCore>> {
-        self.first.get().into_iter().chain(self.more.borrow().iter().copied()).map(|(_, h)| h).collect()
+    /// Releases the heaps of guards dropped outside the task.
+    fn drop_ended_guards(&self) {
+        let ended: Vec<NonNull<HeapCore>> = {
+            let mut more = self.more.borrow_mut();
+            // SAFETY: heaps in the slot are live until released here.
+            let is_ended = |e: &Entry| e.2 && unsafe { e.1.as_ref() }.guard_ended();
+            if !more.iter().any(is_ended) {
+                return;
+            }
+            let ended = more.iter().filter(|e| is_ended(e)).map(|e| e.1).collect();
+            more.retain(|e| !is_ended(e));
+            ended
+        };
+        self.first.set(None);
+        for h in ended {
+            // SAFETY: we run as the task (its only user of the owner identity), and the heap
+            // just left the slot, so it is released once.
+            unsafe { HeapCore::release_owner(h) };
+        }
+    }
+
+    /// Makes `heap` (a fresh heap owned by this task) the innermost one of `shared`: a guard's.
+    pub(crate) fn push_guard(&self, shared: &Shared, heap: NonNull<HeapCore>) {
+        self.more.borrow_mut().push((shared.id, heap, true));
+        self.first.set(Some((shared.id, heap)));
+    }
+
+    /// Takes a guard's heap out of the slot (the guard is dropped inside the task); the caller
+    /// releases it. `false` if it is not here (the task already ended and released it).
+    pub(crate) fn remove_guard(&self, heap: NonNull<HeapCore>) -> bool {
+        let mut more = self.more.borrow_mut();
+        let Some(i) = more.iter().position(|e| e.1 == heap) else { return false };
+        more.remove(i);
+        self.first.set(None);
+        true
+    }
+
+    /// The task's heap to create a guard heap for: its identity.
+    pub(crate) fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    fn for_each_heap(&self, mut f: impl FnMut(NonNull<HeapCore>)) {
+        if let Some((_, h)) = self.base.get() {
+            f(h);
+        }
+        for e in self.more.borrow().iter() {
+            f(e.1);
+        }
     }
 
     pub(crate) fn live_bytes(&self) -> u64 {
-        self.heaps()
-            .into_iter()
-            // SAFETY: heaps in the slot are live until `release`.
-            .map(|h| unsafe { h.as_ref() }.counters().live())
-            .sum()
+        let mut total = 0;
+        // SAFETY: heaps in the slot are live until `release`.
+        self.for_each_heap(|h| total += unsafe { h.as_ref() }.counters().live());
+        total
     }
 
     pub(crate) fn release(&mut self) {
-        let heaps = self.heaps();
+        // `&mut self` means no `enter` of this task is running anywhere, and the task's
+        // identity is used only inside `enter`: nothing else can use the owner identity.
         self.first.set(None);
-        self.more.get_mut().clear();
-        for h in heaps {
-            // SAFETY: `&mut self` means no `enter` of this task is running anywhere, and the
-            // task's identity is used only inside `enter`; each heap is released once.
+        if let Some((_, h)) = self.base.take() {
+            // SAFETY: see above; the heap leaves the slot here, so it is released once.
+            unsafe { HeapCore::release_owner(h) };
+        }
+        for (_, h, _) in self.more.get_mut().drain(..) {
+            // SAFETY: as above.
             unsafe { HeapCore::release_owner(h) };
         }
     }
