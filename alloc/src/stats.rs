@@ -117,7 +117,10 @@ impl Counters {
     /// Nothing the container handed out is alive any more (its memory was reclaimed): live
     /// bytes go to zero, after recording the peak. Only for a container nobody else touches.
     pub(crate) fn reset_live(&self) {
-        let _ = self.peak();
+        let live = self.live();
+        if live > self.peak.load(Relaxed) {
+            self.peak.fetch_max(live, Relaxed);
+        }
         self.own_live.store(0, Relaxed);
         self.other_live.store(0, Relaxed);
     }

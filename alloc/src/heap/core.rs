@@ -532,16 +532,17 @@ impl HeapCore {
             // SAFETY: per the caller.
             return unsafe { Self::destroy(this) };
         }
-        // SAFETY: exclusive per the caller: no block is used, no other thread can reach the
-        // heap, so its plain state and the foreign arena can be reset.
+        heap.owner_handles.store(0, Ordering::Relaxed);
+        let _ = heap.remote.take_all(); // blocks of chunks being reset or returned
+        // SAFETY: exclusive per the caller: no block is used and no other thread can reach
+        // the heap, so its plain state and its foreign arena (no lock needed) can be reset.
         let released = unsafe {
-            let local = heap.local();
-            heap.owner_handles.store(0, Ordering::Relaxed);
-            let mut foreign = heap.foreign.lock();
+            let foreign = &mut *heap.foreign.data_ptr();
             let foreign_chunks = foreign.chunk_count();
-            foreign.release_chunks(heap.chunk_size);
-            let _ = heap.remote.take_all(); // blocks of chunks being reset or returned
-            local.arena.trim_to_newest(heap.chunk_size) + foreign_chunks
+            if foreign_chunks != 0 {
+                foreign.release_chunks(heap.chunk_size);
+            }
+            heap.local().arena.trim_to_newest(heap.chunk_size) + foreign_chunks
         };
         if released != 0 {
             heap.uncharge(released * heap.chunk_size);
