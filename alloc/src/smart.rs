@@ -225,6 +225,7 @@ impl SmartAlloc {
     }
 
     /// An empty vector from the current task's heap or this thread's pool.
+    #[inline]
     pub fn pool_vec<T>(&self) -> PoolVec<T> {
         PoolVec::new_in(&self.handle)
     }

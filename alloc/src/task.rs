@@ -140,6 +140,7 @@ impl TaskAlloc {
     }
 
     /// An empty vector in the heap; it allocates when it grows.
+    #[inline]
     pub fn alloc_vec<T>(&self) -> TaskVec<'_, T> {
         TaskVec { inner: allocator_api2::vec::Vec::new_in(TaskHeapRef(self.heap())) }
     }

@@ -1,4 +1,4 @@
-//! What [`TaskVec`](crate::TaskVec) and [`PoolVec`](crate::PoolVec) share: growth through an
+//! How [`TaskVec`](crate::TaskVec) grows: through an
 //! `allocator-api2` vector over a heap, with allocation errors carried back to the caller.
 //!
 //! `allocator_api2::vec::Vec`'s infallible methods abort the process when the allocator fails;
@@ -18,7 +18,7 @@ thread_local! {
 }
 
 /// Allocates for an `allocator-api2` collection, recording the error for [`take_error`].
-#[inline]
+#[inline(always)]
 pub(crate) fn heap_allocate(heap: &HeapCore, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
     if layout.size() == 0 {
         // A dangling, aligned pointer: zero-sized blocks need no memory.
@@ -43,7 +43,7 @@ fn record_error(e: AllocError) {
 ///
 /// # Safety
 /// As `Allocator::deallocate`: `ptr` came from [`heap_allocate`] on `heap` with `layout`.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn heap_deallocate(heap: &HeapCore, ptr: NonNull<u8>, layout: Layout) {
     if layout.size() != 0 {
         // SAFETY: per the caller.
@@ -58,7 +58,7 @@ pub(crate) fn take_error() -> AllocError {
 }
 
 /// Reserves room for `additional` more elements or returns the heap's error.
-#[inline]
+#[inline(always)]
 pub(crate) fn try_reserve<T, A: Allocator>(
     v: &mut allocator_api2::vec::Vec<T, A>,
     additional: usize,
@@ -75,7 +75,7 @@ pub(crate) fn try_reserve<T, A: Allocator>(
 /// The first allocation of an empty vector (the usual case for short-lived buffers): one
 /// exact allocation instead of the amortized-growth path. Same minimum capacity as
 /// `allocator-api2` (and `std`).
-#[inline]
+#[inline(always)]
 fn first_reserve<T, A: Allocator>(v: &mut allocator_api2::vec::Vec<T, A>, additional: usize) -> Result<(), AllocError> {
     let min = match core::mem::size_of::<T>() {
         1 => 8,
@@ -127,6 +127,7 @@ macro_rules! heap_vec_methods {
         }
 
         /// Appends `value`, or gives it back with the error if the vector cannot grow.
+        #[inline]
         pub fn try_push(&mut self, value: T) -> Result<(), (T, crate::AllocError)> {
             match crate::vec::try_reserve(&mut self.$inner, 1) {
                 Ok(()) => {
@@ -139,6 +140,7 @@ macro_rules! heap_vec_methods {
 
         /// Makes room for `additional` more elements; panics if a budget stops it.
         #[track_caller]
+        #[inline]
         pub fn reserve(&mut self, additional: usize) {
             if let Err(e) = crate::vec::try_reserve(&mut self.$inner, additional) {
                 crate::error::fail(e)
@@ -146,12 +148,14 @@ macro_rules! heap_vec_methods {
         }
 
         /// Makes room for `additional` more elements.
+        #[inline]
         pub fn try_reserve(&mut self, additional: usize) -> Result<(), crate::AllocError> {
             crate::vec::try_reserve(&mut self.$inner, additional)
         }
 
         /// Appends clones of every element of `other`.
         #[track_caller]
+        #[inline]
         pub fn extend_from_slice(&mut self, other: &[T])
         where
             T: Clone,
@@ -161,41 +165,49 @@ macro_rules! heap_vec_methods {
         }
 
         /// Removes the last element.
+        #[inline]
         pub fn pop(&mut self) -> Option<T> {
             self.$inner.pop()
         }
 
         /// Drops every element, keeping the capacity.
+        #[inline]
         pub fn clear(&mut self) {
             self.$inner.clear();
         }
 
         /// Shortens to `len` elements, dropping the rest.
+        #[inline]
         pub fn truncate(&mut self, len: usize) {
             self.$inner.truncate(len);
         }
 
         /// Number of elements.
+        #[inline]
         pub fn len(&self) -> usize {
             self.$inner.len()
         }
 
         /// `true` if there are no elements.
+        #[inline]
         pub fn is_empty(&self) -> bool {
             self.$inner.is_empty()
         }
 
         /// Elements it can hold without growing.
+        #[inline]
         pub fn capacity(&self) -> usize {
             self.$inner.capacity()
         }
 
         /// The elements as a slice.
+        #[inline]
         pub fn as_slice(&self) -> &[T] {
             self.$inner.as_slice()
         }
 
         /// The elements as a mutable slice.
+        #[inline]
         pub fn as_mut_slice(&mut self) -> &mut [T] {
             self.$inner.as_mut_slice()
         }

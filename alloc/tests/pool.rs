@@ -326,3 +326,84 @@ fn boxes_find_their_heap_from_any_thread() {
     drop(cx);
     assert_eq!(alloc.stats().heaps_alive, 0);
 }
+
+#[test]
+fn a_pool_vec_is_three_words() {
+    assert_eq!(std::mem::size_of::<PoolVec<u8>>(), 3 * std::mem::size_of::<usize>());
+}
+
+/// A vector grows from class buffers into framed ones (above 1 KiB) and back through
+/// `into_inner`; over-aligned and zero-sized elements; frees on any thread, in and out of a
+/// task; elements dropped exactly once, also when one's drop panics.
+#[test]
+fn pool_vecs_grow_move_and_drop() {
+    let n = if cfg!(miri) { 300 } else { 3000 };
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    for in_task in [false, true] {
+        let make = || {
+            let mut bytes = alloc.pool_vec::<u8>();
+            let mut words = alloc.pool_vec::<u64>();
+            for i in 0..n {
+                bytes.push(i as u8);
+                words.push(i as u64);
+            }
+            let mut pages = alloc.pool_vec::<Page>();
+            pages.extend((0..3).map(|i| Page([i; 16])));
+            let mut units = alloc.pool_vec::<()>();
+            units.extend(std::iter::repeat_n((), 1000));
+            (bytes, words, pages, units)
+        };
+        let (bytes, words, pages, units) = if in_task { cx.enter(make) } else { make() };
+        assert!(bytes.capacity() >= n && words.capacity() >= n);
+        assert!(bytes.iter().enumerate().all(|(i, b)| *b == i as u8));
+        assert!(pages.iter().all(|p| p as *const Page as usize % 4096 == 0));
+        assert_eq!((units.len(), units.capacity()), (1000, usize::MAX));
+        let words = std::thread::spawn(move || {
+            assert_eq!(words.iter().sum::<u64>(), (n as u64 - 1) * n as u64 / 2);
+            drop(pages);
+            words
+        })
+        .join()
+        .unwrap();
+        assert_eq!(words.into_inner().len(), n);
+        drop((bytes, units));
+        let s = alloc.stats();
+        assert_eq!((s.pool.live_bytes, s.task.live_bytes), (0, 0), "in_task: {in_task}");
+    }
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mut v = alloc.pool_vec();
+    v.push(DropCounter::new(&hits, 1));
+    v.push(DropCounter::new(&hits, 2));
+    v.truncate(1);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(v.pop().map(|d| d.value), Some(1));
+    assert_eq!((v.pop().is_none(), hits.load(Ordering::SeqCst)), (true, 2));
+    let mut p = alloc.pool_vec::<Result<PanicOnDrop, DropCounter>>();
+    p.push(Err(DropCounter::new(&hits, 3)));
+    p.push(Ok(PanicOnDrop));
+    p.push(Err(DropCounter::new(&hits, 4)));
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(p))).is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "the elements after the panicking one dropped too");
+    drop((v, cx));
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.heaps_alive), (0, 0));
+}
+
+#[test]
+fn pool_vec_growth_errors_instead_of_aborting() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(64 * 1024));
+    let mut cx = TaskContext::new();
+    cx.enter(|| {
+        let mut v = alloc.pool_vec::<u8>();
+        assert!(v.try_reserve(16 * 1024).is_ok());
+        let e = v.try_reserve(1 << 20).unwrap_err();
+        assert!(e.is_budget(), "{e}");
+        let e = v.try_reserve(usize::MAX).unwrap_err();
+        assert!(e.is_capacity_overflow(), "{e}");
+        v.push(1);
+        assert_eq!(v.try_push(2), Ok(()));
+        assert_eq!(&v[..], &[1, 2]);
+    });
+}

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 /// assert_eq!(alloc.stats().heaps_alive, 0);           // the task's heap is gone
 /// # }
 /// ```
+#[inline(always)]
 #[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
@@ -67,6 +68,7 @@ where
 /// assert_eq!(alloc.stats().heaps_alive, 0);
 /// # }
 /// ```
+#[inline(always)]
 pub fn with_task_heap<F: Future>(future: F) -> WithTaskHeap<F> {
     crate::init();
     WithTaskHeap { future: Some(future), ctx: TaskContext::new() }

@@ -1,0 +1,152 @@
+//! [`PoolBox`]: one value from a pool or the current task's heap.
+
+use super::{placed, slot_heap, target_outside_task};
+use crate::error::AllocError;
+use crate::heap::class::ClassOf;
+use crate::heap::HeapCore;
+use crate::smart::AllocHandle;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use std::alloc::Layout;
+use std::sync::Arc;
+
+/// An owned value from a pool (or the current task's heap). Frees itself when dropped, on
+/// any thread.
+///
+/// One pointer, like a `Box` (`size_of::<PoolBox<T>>() == size_of::<usize>()`): the heap the
+/// value belongs to is found from its address.
+pub struct PoolBox<T> {
+    ptr: NonNull<T>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: owns a `T` like `Box<T>`; the heap handle is counted and frees from any thread are
+// handled by the heap's protocol.
+unsafe impl<T: Send> Send for PoolBox<T> {}
+// SAFETY: `&PoolBox<T>` only gives `&T`.
+unsafe impl<T: Sync> Sync for PoolBox<T> {}
+
+impl<T> PoolBox<T> {
+    /// Moves `value` into a block of the current target heap. Inlined whole (the slow paths
+    /// are out of line) so that the value is built in place.
+    #[inline(always)]
+    pub(crate) fn try_new_in(handle: &Arc<AllocHandle>, value: T) -> Result<Self, AllocError> {
+        let ptr = if core::mem::size_of::<T>() == 0 {
+            NonNull::dangling()
+        } else {
+            let fast = slot_heap(handle).and_then(|heap| {
+                // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
+                unsafe { heap.as_ref().try_alloc_handle_owned::<T>() }
+            });
+            if let Some(p) = fast {
+                // Written on each path of its own, so that the compiler can build the value
+                // right in the block on the fast one.
+                // SAFETY: a fresh block sized and aligned for `T`.
+                unsafe { p.as_ptr().write(value) };
+                return Ok(Self { ptr: p, _owns: PhantomData });
+            }
+            Self::allocate_slow(handle)?
+        };
+        // SAFETY: a fresh block sized and aligned for `T` (a dangling, aligned pointer for a
+        // zero-sized `T`, where writes are no-ops).
+        unsafe { ptr.as_ptr().write(value) };
+        Ok(Self { ptr, _owns: PhantomData })
+    }
+
+    /// A block for a (non-zero-sized) `T` with its handle counted, when the owner's class fast
+    /// path of the running task's heap could not serve it: a refill, a `T` without a class,
+    /// or no task of ours.
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(handle: &Arc<AllocHandle>) -> Result<NonNull<T>, AllocError> {
+        let heap = match slot_heap(handle) {
+            Some(heap) => {
+                // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
+                unsafe { heap.as_ref().retain_handle_owned() };
+                heap
+            }
+            None => target_outside_task(handle),
+        };
+        let block = placed::allocate(heap, Layout::new::<T>());
+        if block.is_err() {
+            // SAFETY: we counted this handle and never made it.
+            unsafe { HeapCore::release_handle(heap) };
+        }
+        block.map(NonNull::cast)
+    }
+
+    /// Moves the value out, freeing its block.
+    pub fn into_inner(this: Self) -> T {
+        let this = ManuallyDrop::new(this);
+        // SAFETY: read once; the block is freed without dropping the value again, and `this`
+        // is never dropped.
+        unsafe {
+            let v = this.ptr.as_ptr().read();
+            release::<T>(this.ptr);
+            v
+        }
+    }
+}
+
+/// Frees a `PoolBox`'s block and uncounts its handle.
+///
+/// # Safety
+/// `ptr` is a `PoolBox<T>`'s value, moved out or dropped; called once per box.
+#[inline(always)]
+unsafe fn release<T>(ptr: NonNull<T>) {
+    let size = core::mem::size_of::<T>();
+    if size == 0 {
+        return; // no memory, no heap
+    }
+    // SAFETY: the box's block came from `placed::allocate` (or the class fast path, the same
+    // placement) with `T`'s layout, and the box held one counted handle on its heap.
+    unsafe {
+        match ClassOf::<T>::SMALL {
+            Some(class) => {
+                let heap = placed::heap_of(ptr.cast(), Layout::new::<T>());
+                HeapCore::free_class_and_release(heap, ptr.cast(), class, size);
+            }
+            None => placed::free_and_release(ptr.cast(), Layout::new::<T>()),
+        }
+    }
+}
+
+impl<T> Drop for PoolBox<T> {
+    #[inline]
+    fn drop(&mut self) {
+        let ptr = self.ptr;
+        if !core::mem::needs_drop::<T>() {
+            // SAFETY: nothing to drop; the block and handle are released once.
+            return unsafe { release::<T>(ptr) };
+        }
+        // SAFETY: runs once, after the value's drop (even if it panics).
+        let _release = crate::defer::Defer::new(move || unsafe { release::<T>(ptr) });
+        // SAFETY: we own the initialised value; dropped once.
+        unsafe { ptr.as_ptr().drop_in_place() };
+    }
+}
+
+impl<T> Deref for PoolBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: initialised and owned by us.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> DerefMut for PoolBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: initialised and owned by us, borrowed mutably through `&mut self`.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for PoolBox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+

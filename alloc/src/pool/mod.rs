@@ -1,0 +1,63 @@
+//! [`PoolBox`] and [`PoolVec`]: owning handles for `pool_*` allocations.
+//!
+//! Where a `pool_*` call allocates: the innermost heap of the task being polled (framealloc's
+//! runtime, `framealloc::tokio::spawn`: the heap of its newest open
+//! [`AsyncPoolGuard`](crate::AsyncPoolGuard), else the task's own), else the heap of the
+//! newest open guard of the current task or thread, else the calling thread's pool. The
+//! handle counts itself in that heap, so it may go anywhere (across threads, out of its task
+//! through a `JoinHandle`) and is never dangling: its heap is freed only after the last handle
+//! drops.
+
+mod boxed;
+mod placed;
+mod vec;
+
+pub use boxed::PoolBox;
+pub use vec::PoolVec;
+
+use crate::error::fail;
+use crate::heap::HeapCore;
+use crate::identity;
+use crate::smart::AllocHandle;
+use core::ptr::NonNull;
+use std::sync::Arc;
+
+/// The heap of the task being polled on this thread, for `handle`'s `SmartAlloc`: the caller
+/// runs as its owner.
+#[inline(always)]
+pub(crate) fn slot_heap(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> {
+    identity::with_slot(|slot| Some(slot?.heap_for(handle.id, &handle.shared)))
+}
+
+/// Where a `pool_*` call on `handle` allocates outside a task of ours, with one handle
+/// counted: an open guard's heap, else this thread's pool.
+#[inline(never)]
+pub(crate) fn target_outside_task(handle: &Arc<AllocHandle>) -> NonNull<HeapCore> {
+    if let Some(h) = crate::guard::registry_target(&handle.shared) {
+        return h;
+    }
+    crate::local::thread_pool(handle)
+}
+
+/// Where a `pool_*` call on `handle` allocates, with one handle counted.
+#[inline(always)]
+pub(crate) fn target(handle: &Arc<AllocHandle>) -> NonNull<HeapCore> {
+    match slot_heap(handle) {
+        Some(heap) => {
+            // SAFETY: a slot heap is owned by the running task, which keeps it alive.
+            unsafe { heap.as_ref().retain_handle_owned() };
+            heap
+        }
+        None => target_outside_task(handle),
+    }
+}
+
+/// Builds a `PoolBox` or panics with the error.
+#[inline(always)]
+#[track_caller]
+pub(crate) fn pool_box<T>(handle: &Arc<AllocHandle>, value: T) -> PoolBox<T> {
+    match PoolBox::try_new_in(handle, value) {
+        Ok(b) => b,
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,329 @@
+//! [`PoolVec`]: a growable vector from a pool or the current task's heap.
+//!
+//! Three words, like `Vec`: the heap is chosen when the vector is made (where `pool_vec` was
+//! called) and found again from the buffer's address (see [`placed`]); while the vector has
+//! no buffer, the pointer word holds the heap itself. The vector holds one counted handle on
+//! its heap from creation to drop, so every buffer it grows into comes from that heap, which
+//! outlives it wherever it goes.
+
+use super::{placed, target};
+use crate::error::{fail, AllocError};
+use crate::heap::HeapCore;
+use crate::smart::AllocHandle;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{self, ManuallyDrop};
+use core::ops::{Deref, DerefMut};
+use core::ptr::{self, NonNull};
+use std::alloc::Layout;
+use std::sync::Arc;
+
+/// A growable vector from a pool (or the current task's heap). Frees itself when dropped, on
+/// any thread.
+///
+/// ```
+/// # let alloc = framealloc_alloc::SmartAlloc::default();
+/// let mut v = alloc.pool_vec::<u32>();
+/// v.extend([1, 2, 3]);
+/// v.push(4);
+/// assert_eq!(v.iter().sum::<u32>(), 10);
+/// assert_eq!(std::mem::size_of_val(&v), 3 * std::mem::size_of::<usize>());
+/// ```
+pub struct PoolVec<T> {
+    /// `cap > 0`: the buffer. `cap == 0`: the heap (a `T` with a size), or dangling.
+    ptr: NonNull<u8>,
+    cap: usize,
+    len: usize,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: owns its elements like `Vec<T>`; the heap handle is counted and frees from any
+// thread are handled by the heap's protocol.
+unsafe impl<T: Send> Send for PoolVec<T> {}
+// SAFETY: `&PoolVec<T>` only gives `&[T]`.
+unsafe impl<T: Sync> Sync for PoolVec<T> {}
+
+const fn is_zst<T>() -> bool {
+    mem::size_of::<T>() == 0
+}
+
+impl<T> PoolVec<T> {
+    /// An empty vector on the current target heap of `handle` (no heap for a zero-sized `T`:
+    /// it never allocates).
+    #[inline(always)]
+    pub(crate) fn new_in(handle: &Arc<AllocHandle>) -> Self {
+        if is_zst::<T>() {
+            return Self { ptr: NonNull::dangling(), cap: usize::MAX, len: 0, _owns: PhantomData };
+        }
+        Self { ptr: target(handle).cast(), cap: 0, len: 0, _owns: PhantomData }
+    }
+
+    /// The heap this vector allocates from (`T` has a size).
+    #[inline(always)]
+    fn heap(&self) -> NonNull<HeapCore> {
+        debug_assert!(!is_zst::<T>());
+        if self.cap == 0 {
+            self.ptr.cast()
+        } else {
+            // SAFETY: a buffer of `cap` elements from `placed::allocate` with this layout.
+            unsafe { placed::heap_of(self.ptr, Self::layout(self.cap)) }
+        }
+    }
+
+    /// The layout of a buffer of `cap` elements (it was checked when the buffer was made).
+    #[inline(always)]
+    fn layout(cap: usize) -> Layout {
+        // SAFETY: `cap` elements fit a layout: checked by `grow` before any buffer exists.
+        unsafe { Layout::from_size_align_unchecked(cap * mem::size_of::<T>(), mem::align_of::<T>()) }
+    }
+
+    #[inline(always)]
+    fn data(&self) -> *mut T {
+        if is_zst::<T>() || self.cap == 0 {
+            NonNull::<T>::dangling().as_ptr()
+        } else {
+            self.ptr.as_ptr().cast()
+        }
+    }
+
+    /// Makes room for `additional` more elements or returns the heap's error (a budget, or a
+    /// size that overflows).
+    #[inline]
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
+        if self.cap.wrapping_sub(self.len) >= additional {
+            return Ok(());
+        }
+        self.grow(additional)
+    }
+
+    /// Makes room for `additional` more elements; panics if a budget stops it.
+    #[inline]
+    #[track_caller]
+    pub fn reserve(&mut self, additional: usize) {
+        if let Err(e) = self.try_reserve(additional) {
+            fail(e)
+        }
+    }
+
+    /// A new buffer for at least `len + additional` elements (exactly that for the first
+    /// buffer, at least double the old capacity after), the elements moved over.
+    #[inline]
+    fn grow(&mut self, additional: usize) -> Result<(), AllocError> {
+        // A zero-sized `T` has capacity `usize::MAX`: asking for more overflows.
+        let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
+        let min = match mem::size_of::<T>() {
+            1 => 8,
+            s if s <= 1024 => 4,
+            _ => 1,
+        };
+        let cap = if self.cap == 0 { needed.max(min) } else { needed.max(self.cap.saturating_mul(2)) };
+        let layout = Layout::array::<T>(cap).map_err(|_| AllocError::capacity_overflow())?;
+        let heap = self.heap();
+        let new = placed::allocate(heap, layout)?;
+        if self.cap != 0 {
+            // SAFETY: `new` is a fresh buffer for `cap > len` elements on `heap`.
+            unsafe { self.move_to(heap, new) };
+        }
+        self.ptr = new;
+        self.cap = cap;
+        Ok(())
+    }
+
+    /// Moves the elements to `new` and frees the old buffer.
+    ///
+    /// # Safety
+    /// `new` is a fresh buffer on `heap` (this vector's) with room for `len` elements, and
+    /// the vector has a buffer.
+    #[cold]
+    unsafe fn move_to(&mut self, heap: NonNull<HeapCore>, new: NonNull<u8>) {
+        // SAFETY: the old buffer holds `len` initialised elements and does not overlap the
+        // fresh one; it is freed once, with its layout, on its (live) heap.
+        unsafe {
+            ptr::copy_nonoverlapping(self.ptr.as_ptr().cast::<T>(), new.as_ptr().cast::<T>(), self.len);
+            placed::deallocate(heap, self.ptr, Self::layout(self.cap));
+        }
+    }
+
+    /// Appends `value`; panics with the heap's error if a budget stops the growth.
+    #[inline]
+    #[track_caller]
+    pub fn push(&mut self, value: T) {
+        if self.len == self.cap {
+            if let Err(e) = self.grow(1) {
+                fail(e)
+            }
+        }
+        // SAFETY: `len < cap`: room for one more element.
+        unsafe { self.data().add(self.len).write(value) };
+        self.len += 1;
+    }
+
+    /// Appends `value`, or gives it back with the error if the vector cannot grow.
+    pub fn try_push(&mut self, value: T) -> Result<(), (T, AllocError)> {
+        if let Err(e) = self.try_reserve(1) {
+            return Err((value, e));
+        }
+        // SAFETY: room for one more element was just made.
+        unsafe { self.data().add(self.len).write(value) };
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Appends clones of every element of `other`.
+    #[track_caller]
+    pub fn extend_from_slice(&mut self, other: &[T])
+    where
+        T: Clone,
+    {
+        self.reserve(other.len());
+        for v in other {
+            // SAFETY: room was reserved; `len` counts each clone as soon as it is written, so
+            // a panicking `clone` leaves a consistent vector.
+            unsafe { self.data().add(self.len).write(v.clone()) };
+            self.len += 1;
+        }
+    }
+
+    /// Removes the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: the element at the old `len - 1` is initialised and no longer counted.
+        Some(unsafe { self.data().add(self.len).read() })
+    }
+
+    /// Drops every element, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Shortens to `len` elements, dropping the rest.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let tail = self.len - len;
+        // Forget the tail first, so that a panicking drop can never make one drop twice.
+        self.len = len;
+        // SAFETY: the `tail` elements after `len` are initialised and no longer counted.
+        unsafe { ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.data().add(len), tail)) };
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if there are no elements.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Elements it can hold without growing.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The elements as a slice.
+    #[inline]
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: `len` initialised elements at `data()` (dangling and aligned when empty).
+        unsafe { core::slice::from_raw_parts(self.data(), self.len) }
+    }
+
+    /// The elements as a mutable slice.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as above, borrowed mutably through `&mut self`.
+        unsafe { core::slice::from_raw_parts_mut(self.data(), self.len) }
+    }
+
+    /// Moves the elements into a `std` `Vec` (the pool buffer is freed).
+    pub fn into_inner(self) -> Vec<T> {
+        let mut this = ManuallyDrop::new(self);
+        let len = this.len;
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: `out` has room for `len` elements; they are moved bitwise and this vector
+        // forgets them (len 0) before its buffer is freed, so each is owned once.
+        unsafe {
+            ptr::copy_nonoverlapping(this.data(), out.as_mut_ptr(), len);
+            out.set_len(len);
+            this.len = 0;
+            ManuallyDrop::drop(&mut this);
+        }
+        out
+    }
+}
+
+impl<T> Drop for PoolVec<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // Declared first, so it runs last: after the elements, even if one's drop panics.
+        let _release = ReleaseTyped::<T> { ptr: self.ptr, cap: self.cap, _t: PhantomData };
+        if mem::needs_drop::<T>() {
+            // SAFETY: `len` initialised elements, dropped once.
+            unsafe { ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.data(), self.len)) };
+        }
+    }
+}
+
+/// Frees a dropped vector's buffer and handle (also when an element's drop panicked).
+struct ReleaseTyped<T> {
+    ptr: NonNull<u8>,
+    cap: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T> Drop for ReleaseTyped<T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if is_zst::<T>() {
+            return;
+        }
+        // SAFETY: the vector is gone: its buffer (if any) and its counted handle are released
+        // once; with no buffer, `ptr` is the heap the handle was counted on.
+        unsafe {
+            if self.cap == 0 {
+                HeapCore::release_handle(self.ptr.cast());
+            } else {
+                placed::free_and_release(self.ptr, PoolVec::<T>::layout(self.cap));
+            }
+        }
+    }
+}
+
+impl<T> Deref for PoolVec<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T> DerefMut for PoolVec<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<T> Extend<T> for PoolVec<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        let iter = iter.into_iter();
+        self.reserve(iter.size_hint().0);
+        for v in iter {
+            self.push(v);
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for PoolVec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
