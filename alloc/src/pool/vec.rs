@@ -107,23 +107,36 @@ impl<T> PoolVec<T> {
 
     /// A new buffer for at least `len + additional` elements (exactly that for the first
     /// buffer, at least double the old capacity after), the elements moved over.
-    #[inline]
+    #[inline(always)]
     fn grow(&mut self, additional: usize) -> Result<(), AllocError> {
+        if self.cap == 0 && !is_zst::<T>() {
+            // The first buffer (the usual case for short-lived buffers), inline.
+            let min = match mem::size_of::<T>() {
+                1 => 8,
+                s if s <= 1024 => 4,
+                _ => 1,
+            };
+            let cap = additional.max(min);
+            let layout = Layout::array::<T>(cap).map_err(|_| AllocError::capacity_overflow())?;
+            self.ptr = placed::allocate(self.ptr.cast(), layout)?;
+            self.cap = cap;
+            return Ok(());
+        }
+        self.grow_buffer(additional)
+    }
+
+    /// Growth of a vector that has a buffer (or of a zero-sized `T`, which overflows).
+    #[cold]
+    #[inline(never)]
+    fn grow_buffer(&mut self, additional: usize) -> Result<(), AllocError> {
         // A zero-sized `T` has capacity `usize::MAX`: asking for more overflows.
         let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
-        let min = match mem::size_of::<T>() {
-            1 => 8,
-            s if s <= 1024 => 4,
-            _ => 1,
-        };
-        let cap = if self.cap == 0 { needed.max(min) } else { needed.max(self.cap.saturating_mul(2)) };
+        let cap = needed.max(self.cap.saturating_mul(2));
         let layout = Layout::array::<T>(cap).map_err(|_| AllocError::capacity_overflow())?;
         let heap = self.heap();
         let new = placed::allocate(heap, layout)?;
-        if self.cap != 0 {
-            // SAFETY: `new` is a fresh buffer for `cap > len` elements on `heap`.
-            unsafe { self.move_to(heap, new) };
-        }
+        // SAFETY: `new` is a fresh buffer for `cap > len` elements on `heap`.
+        unsafe { self.move_to(heap, new) };
         self.ptr = new;
         self.cap = cap;
         Ok(())
@@ -134,7 +147,6 @@ impl<T> PoolVec<T> {
     /// # Safety
     /// `new` is a fresh buffer on `heap` (this vector's) with room for `len` elements, and
     /// the vector has a buffer.
-    #[cold]
     unsafe fn move_to(&mut self, heap: NonNull<HeapCore>, new: NonNull<u8>) {
         // SAFETY: the old buffer holds `len` initialised elements and does not overlap the
         // fresh one; it is freed once, with its layout, on its (live) heap.
