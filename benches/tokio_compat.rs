@@ -37,7 +37,7 @@
 //! `task_alloc` (`TaskAlloc::new` + 64 `alloc_vec`s).
 
 use allocator_api2::alloc::{AllocError, Allocator};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use framealloc::{SmartAlloc, TaskAlloc};
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -299,5 +299,96 @@ fn handler_allocations(c: &mut Criterion) {
     drop(ctx);
 }
 
+/// One case of the paired comparison: a name and a function running `TASKS` tasks once.
+type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+/// The paired comparison: every round runs each case in turn (a batch of `BATCH` runs, order
+/// rotated every round), so a slow spell of the shared machine hits all cases alike. Prints,
+/// per workload, the median time per case and the medians (with quartiles) of the per-round
+/// ratios against framealloc's per-task heaps. These ratios are the ones the README reports.
+fn paired() {
+    const ROUNDS: usize = 120;
+    const BATCH: u32 = 8;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let alloc = SmartAlloc::new(Default::default());
+    let expect = (TASKS * ALLOCS * 7) as u64;
+    let workloads: [(&str, Vec<Case>); 2] = [
+        (
+            "byte buffers",
+            vec![
+                ("no_alloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc())))),
+                ("system", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_system())))),
+                ("mimalloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_mimalloc())))),
+                (
+                    "framealloc_spawn_pool",
+                    Box::new(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(handler_pool(alloc.clone())))),
+                ),
+                (
+                    "tokio_spawn_task_alloc",
+                    Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_task_alloc(alloc.clone())))),
+                ),
+            ],
+        ),
+        (
+            "objects",
+            vec![
+                ("no_alloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc())))),
+                ("system", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(objects_system())))),
+                ("mimalloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(objects_mimalloc())))),
+                (
+                    "framealloc_spawn_pool",
+                    Box::new(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(objects_pool(alloc.clone())))),
+                ),
+                (
+                    "tokio_spawn_task_alloc",
+                    Box::new(|| run_tasks(&rt, expect, || tokio::spawn(objects_task_alloc(alloc.clone())))),
+                ),
+            ],
+        ),
+    ];
+    for (workload, cases) in &workloads {
+        for (_, run) in cases {
+            run(); // warm up
+        }
+        let mut times = vec![Vec::with_capacity(ROUNDS); cases.len()];
+        for round in 0..ROUNDS {
+            for k in 0..cases.len() {
+                let i = (round + k) % cases.len();
+                let start = std::time::Instant::now();
+                for _ in 0..BATCH {
+                    (cases[i].1)();
+                }
+                times[i].push(start.elapsed().as_secs_f64() / f64::from(BATCH));
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
+        };
+        println!("\npaired comparison, {workload} ({ROUNDS} rounds of {BATCH} runs of {TASKS} tasks):");
+        let pool = cases.iter().position(|c| c.0 == "framealloc_spawn_pool").expect("case present");
+        for (i, (name, _)) in cases.iter().enumerate() {
+            let (_, t, _) = median(&mut times[i].clone());
+            let mut ratios: Vec<f64> = times[i].iter().zip(&times[pool]).map(|(x, p)| x / p).collect();
+            let (q1, r, q3) = median(&mut ratios);
+            println!(
+                "  {name:<24} {:>8.1} us   time / framealloc_spawn_pool: {r:.2}x (quartiles {q1:.2}-{q3:.2})",
+                t * 1e6
+            );
+        }
+    }
+    let s = alloc.stats();
+    assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+}
+
 criterion_group!(benches, request_handlers, request_handler_objects, handler_allocations);
-criterion_main!(benches);
+
+fn main() {
+    // A name filter on the command line that does not ask for "paired" skips the comparison.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    benches();
+    if filter.as_deref().is_none_or(|f| "paired".contains(f) || f.contains("paired")) {
+        paired();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

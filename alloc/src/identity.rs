@@ -91,6 +91,35 @@ fn external() -> Option<u64> {
     f().map(|id| KIND_EXTERNAL | (id.get() & ID_MASK))
 }
 
+/// Task numbers handed out per thread in blocks of this many, so that spawning takes no
+/// atomic read-modify-write but one per block.
+const TASK_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// The rest of this thread's current block of task numbers: `(next, end)`.
+    static TASK_NUMBERS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A task number never handed out before (in `1..2^62`).
+#[inline]
+fn fresh_task_number() -> u64 {
+    let taken = TASK_NUMBERS.try_with(|n| {
+        let (next, end) = n.get();
+        if next < end {
+            n.set((next + 1, end));
+            return Some(next);
+        }
+        let start = NEXT_TASK.fetch_add(TASK_BLOCK, Ordering::Relaxed);
+        n.set((start + 1, start + TASK_BLOCK));
+        Some(start)
+    });
+    match taken {
+        Ok(Some(id)) => id & ID_MASK,
+        // During thread teardown: one number from the shared counter.
+        _ => NEXT_TASK.fetch_add(1, Ordering::Relaxed) & ID_MASK,
+    }
+}
+
 fn fresh_thread_identity() -> u64 {
     KIND_THREAD | (NEXT_THREAD.fetch_add(1, Ordering::Relaxed) & ID_MASK)
 }
@@ -204,7 +233,7 @@ pub struct TaskContext {
 impl TaskContext {
     /// A context with a fresh identity and no heap (a heap costs nothing until first used).
     pub fn new() -> Self {
-        let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed) & ID_MASK;
+        let id = fresh_task_number();
         Self { identity: KIND_TASK | id, slot: TaskSlot::new(KIND_TASK | id) }
     }
 

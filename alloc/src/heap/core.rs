@@ -500,7 +500,9 @@ impl HeapCore {
         let heap = unsafe { this.as_ref() };
         // SAFETY: the caller excludes the owner.
         let local = unsafe { heap.local() };
-        let handles = heap.owner_handles.swap(0, Ordering::Relaxed);
+        // Only the owner writes `owner_handles`, and the caller excludes it: no RMW needed.
+        let handles = heap.owner_handles.load(Ordering::Relaxed);
+        heap.owner_handles.store(0, Ordering::Relaxed);
         // Handles can only be made by the owner (us, not any more) or through a live handle,
         // so `live == 0` stays 0. With escapees, the chunks they retain are counted now: once
         // ownership is folded in, the last escapee may free the heap at any moment.

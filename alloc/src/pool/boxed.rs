@@ -23,6 +23,9 @@ pub struct PoolBox<T> {
     _owns: PhantomData<T>,
 }
 
+/// Values above this size are allocated by an out-of-line call (see `try_new_in`).
+const BUILT_IN_PLACE: usize = 128;
+
 // SAFETY: owns a `T` like `Box<T>`; the heap handle is counted and frees from any thread are
 // handled by the heap's protocol.
 unsafe impl<T: Send> Send for PoolBox<T> {}
@@ -36,6 +39,10 @@ impl<T> PoolBox<T> {
     pub(crate) fn try_new_in(handle: &Arc<AllocHandle>, value: T) -> Result<Self, AllocError> {
         let ptr = if core::mem::size_of::<T>() == 0 {
             NonNull::dangling()
+        } else if core::mem::size_of::<T>() > BUILT_IN_PLACE {
+            // A call the compiler cannot see into: it then builds a large value right in the
+            // block after the call, instead of on the stack first and copied over after.
+            Self::allocate(handle)?
         } else {
             let fast = slot_heap(handle).and_then(|heap| {
                 // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
@@ -54,6 +61,19 @@ impl<T> PoolBox<T> {
         // zero-sized `T`, where writes are no-ops).
         unsafe { ptr.as_ptr().write(value) };
         Ok(Self { ptr, _owns: PhantomData })
+    }
+
+    /// A block for a (non-zero-sized) `T` with its handle counted, out of line.
+    #[inline(never)]
+    fn allocate(handle: &Arc<AllocHandle>) -> Result<NonNull<T>, AllocError> {
+        let fast = slot_heap(handle).and_then(|heap| {
+            // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
+            unsafe { heap.as_ref().try_alloc_handle_owned::<T>() }
+        });
+        match fast {
+            Some(p) => Ok(p),
+            None => Self::allocate_slow(handle),
+        }
     }
 
     /// A block for a (non-zero-sized) `T` with its handle counted, when the owner's class fast
