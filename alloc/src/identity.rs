@@ -158,11 +158,22 @@ pub(crate) fn current() -> u64 {
         .unwrap_or_else(|_| teardown_identity())
 }
 
+/// A plain tokio task (asked on every call: nothing tells us when tokio switches tasks on
+/// this thread), else this thread. Out of line to keep `current` small where it is inlined,
+/// and lean: the thread case is out of line again.
 #[inline(never)]
 fn current_uncached(c: &Context) -> u64 {
-    if let Some(e) = external() {
-        return e;
+    match external() {
+        Some(e) => e,
+        None => thread_uncached(c),
     }
+}
+
+/// This thread's identity when no task is running, cached in `fast` if no external source
+/// is registered.
+#[cold]
+#[inline(never)]
+fn thread_uncached(c: &Context) -> u64 {
     let t = thread_of(c);
     if EXTERNAL.load(Ordering::Acquire).is_null() {
         c.fast.set(t);
