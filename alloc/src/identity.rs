@@ -191,6 +191,14 @@ fn thread_of(c: &Context) -> u64 {
     }
 }
 
+/// The identity [`current`] would return if it is cached for this thread (a task of ours
+/// being polled, or a plain thread once no external source can apply), else [`NOBODY`]: one
+/// thread-local load, never a call.
+#[inline(always)]
+pub(crate) fn current_cached() -> u64 {
+    CONTEXT.try_with(|c| c.fast.get()).unwrap_or(NOBODY)
+}
+
 /// This thread's own identity (even while a task is polled on it).
 #[inline]
 pub(crate) fn current_thread() -> u64 {

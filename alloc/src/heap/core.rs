@@ -129,6 +129,16 @@ impl HeapCore {
         self.owner.load(Ordering::Relaxed) == identity::current()
     }
 
+    /// `true` if the caller is the owner by this thread's cached identity (a task of ours, or
+    /// a plain thread with no external source): a load and a compare, no call, so that the
+    /// fast paths stay leaf code. `false` may still be the owner (a plain tokio task): the
+    /// slow paths check again with [`is_owner`](Self::is_owner).
+    #[inline(always)]
+    fn is_owner_cached(&self) -> bool {
+        let me = identity::current_cached();
+        me != NOBODY && self.owner.load(Ordering::Relaxed) == me
+    }
+
     /// The owner's plain state.
     ///
     /// # Safety
@@ -182,6 +192,21 @@ impl HeapCore {
     pub(crate) fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_small(layout) {
             if let Some(p) = self.try_alloc_owned_class(class_of(layout.size()), layout.size()) {
+                return Ok(p);
+            }
+        }
+        self.allocate_slow(layout)
+    }
+
+    /// [`allocate`](Self::allocate) for pool buffers: the owner's fast path checks the cached
+    /// identity only (no call, see [`is_owner_cached`](Self::is_owner_cached)); a plain tokio
+    /// task's owner check happens out of line.
+    #[inline(always)]
+    pub(crate) fn allocate_cached(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.is_small(layout) && self.is_owner_cached() {
+            // SAFETY: we are the owner.
+            if let Some(p) = unsafe { self.local() }.arena.alloc(class_of(layout.size())) {
+                self.counters().own_alloc(layout.size());
                 return Ok(p);
             }
         }
@@ -460,11 +485,40 @@ impl HeapCore {
     pub(crate) unsafe fn free_class_and_release(this: NonNull<HeapCore>, ptr: NonNull<u8>, class: usize, size: usize) {
         // SAFETY: live per the caller.
         let heap = unsafe { this.as_ref() };
+        if heap.is_owner_cached() {
+            // SAFETY: we are the owner; the block is ours (caller).
+            unsafe { heap.free_owned_and_release(ptr, class, size) };
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { Self::free_class_and_release_slow(this, ptr, class, size) };
+        }
+    }
+
+    /// The owner's half of [`free_class_and_release`](Self::free_class_and_release).
+    ///
+    /// # Safety
+    /// The caller is the owner; as for `free_class_and_release` otherwise.
+    #[inline(always)]
+    unsafe fn free_owned_and_release(&self, ptr: NonNull<u8>, class: usize, size: usize) {
+        // SAFETY: owner, per the caller; the block is ours and unused.
+        unsafe { self.local().arena.free(ptr, class) };
+        self.add_owner_handles(-1);
+        self.counters().own_free(size);
+    }
+
+    /// [`free_class_and_release`](Self::free_class_and_release) when the cached identity is
+    /// not the owner: checks again with the full identity.
+    ///
+    /// # Safety
+    /// As for `free_class_and_release`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_class_and_release_slow(this: NonNull<HeapCore>, ptr: NonNull<u8>, class: usize, size: usize) {
+        // SAFETY: live per the caller.
+        let heap = unsafe { this.as_ref() };
         if heap.is_owner() {
-            // SAFETY: we are the owner; the block is ours and unused (caller).
-            unsafe { heap.local().arena.free(ptr, class) };
-            heap.add_owner_handles(-1);
-            heap.counters().own_free(size);
+            // SAFETY: we are the owner; forwarded contract.
+            unsafe { heap.free_owned_and_release(ptr, class, size) };
         } else {
             // SAFETY: forwarded contract.
             unsafe {
@@ -480,6 +534,21 @@ impl HeapCore {
     /// `this` is a live heap and the caller held one counted handle, now gone.
     #[inline]
     pub(crate) unsafe fn release_handle(this: NonNull<HeapCore>) {
+        // SAFETY: live heap per the caller.
+        let heap = unsafe { this.as_ref() };
+        if heap.is_owner_cached() {
+            heap.add_owner_handles(-1);
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { Self::release_handle_slow(this) };
+        }
+    }
+
+    /// # Safety
+    /// As for [`release_handle`](Self::release_handle).
+    #[cold]
+    #[inline(never)]
+    unsafe fn release_handle_slow(this: NonNull<HeapCore>) {
         // SAFETY: live heap per the caller.
         let heap = unsafe { this.as_ref() };
         if heap.is_owner() {

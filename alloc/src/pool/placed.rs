@@ -48,7 +48,7 @@ pub(crate) fn allocate(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNul
     debug_assert!(layout.size() != 0);
     if in_class(layout) {
         // SAFETY: the caller keeps the heap alive (a counted handle).
-        unsafe { heap.as_ref() }.allocate(layout)
+        unsafe { heap.as_ref() }.allocate_cached(layout)
     } else {
         allocate_framed(heap, layout)
     }
