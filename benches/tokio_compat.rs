@@ -1,7 +1,7 @@
 //! The request-handler workload on tokio: framealloc's per-task heaps against the system
 //! allocator and mimalloc.
 //!
-//! Run with `cargo bench --bench tokio_compat --features tokio` (about a minute).
+//! Run with `cargo bench --bench tokio_compat --features tokio` (about two minutes).
 //!
 //! One iteration spawns `TASKS` tasks on a 2-worker multi-thread tokio runtime (made once)
 //! and awaits them all. Each task is a request handler: it makes 64 byte buffers of 16 to
@@ -29,7 +29,14 @@
 //! tokio's own per-task costs (its task allocation, scheduling, the `JoinHandle`) are in every
 //! case (`no_alloc` measures them): the differences are the allocator's.
 //!
-//! A second group, `handler_allocations_no_tokio`, times the allocation work of one handler
+//! After the criterion groups, a **paired comparison** (`paired`) runs all cases of each
+//! workload round-robin, 120 rounds, the order rotated every round, and prints each case's
+//! median time and the median (with quartiles) of its per-round ratio to
+//! `framealloc_spawn_pool`. A slow spell of the shared machine then hits every case alike, so
+//! these ratios are steadier than ones taken across separate criterion runs; the README
+//! reports them. `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
+//!
+//! A third group, `handler_allocations_no_tokio`, times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
 //! `mimalloc`, `task_heap_lifecycle` (a `framealloc::hook::TaskContext` made, entered for the
 //! 64 `pool_vec`s and their drop, released: everything `framealloc::tokio::spawn` adds to a

@@ -18,6 +18,12 @@
 //! releases the heap: what the scope allocated and already freed goes back at once; what is
 //! still alive has escaped: it stays valid, keeps the heap alive, and is counted in
 //! `AllocStats::guard_escapes`.
+//!
+//! Deviation from DESIGN.md ("marks a scope of the current task's heap"): the scope is a heap
+//! of its own, so that no allocation has to carry its scope (a `PoolBox` stays one pointer and
+//! `pool_*` outside guards pays nothing). The visible difference: when something escaped a
+//! scope, the scope's already-freed blocks stay with its heap (reused by nobody) until the
+//! last escapee drops, instead of going back to the task's heap at once.
 
 use crate::heap::HeapCore;
 use crate::identity::{self, NOBODY};
