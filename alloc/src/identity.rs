@@ -245,20 +245,18 @@ pub(crate) fn is_task(identity: u64) -> bool {
 /// call [`release`](Self::release)) when the task completes, is cancelled or panics: the heaps
 /// go back at once; allocations that escaped the task keep their heap alive until they drop.
 pub struct TaskContext {
-    identity: u64,
     slot: TaskSlot,
 }
 
 impl TaskContext {
     /// A context with a fresh identity and no heap (a heap costs nothing until first used).
     pub fn new() -> Self {
-        let id = fresh_task_number();
-        Self { identity: KIND_TASK | id, slot: TaskSlot::new(KIND_TASK | id) }
+        Self { slot: TaskSlot::new(KIND_TASK | fresh_task_number()) }
     }
 
     /// The task's number, as shown in error messages.
     pub fn id(&self) -> u64 {
-        self.identity & ID_MASK
+        self.slot.identity() & ID_MASK
     }
 
     /// Runs `f` (a poll, or dropping the task's future) as this task: `pool_*` calls use the
@@ -276,7 +274,7 @@ impl TaskContext {
         }
         let slot: *const TaskSlot = &self.slot;
         let prev = CONTEXT
-            .try_with(|c| (c.fast.replace(self.identity), c.slot.replace(slot)))
+            .try_with(|c| (c.fast.replace(self.slot.identity()), c.slot.replace(slot)))
             .unwrap_or((0, core::ptr::null()));
         let _restore = Restore(prev.0, prev.1);
         f()

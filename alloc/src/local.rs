@@ -136,30 +136,34 @@ fn with_parked<R>(entry: NonNull<ThreadEntry>, f: impl FnOnce(&mut Vec<NonNull<H
     Some(f(&mut parked))
 }
 
-/// Parks a reset task heap of `shared` in this thread's entry (made if needed); gives it back
-/// if there is no room, the thread is ending, or every `SmartAlloc` clone is gone.
+/// Parks a reset task heap of `shared`: in this thread's entry (made if needed), else, if that
+/// is full, on the shared list for other threads. Gives it back if both are full, the thread
+/// is ending, or every `SmartAlloc` clone is gone.
 pub(crate) fn park(shared: &Shared, heap: NonNull<HeapCore>) -> Result<(), NonNull<HeapCore>> {
-    let entry = match existing_entry(shared.id) {
-        Some(e) => e,
-        None => {
-            let Some(handle) = shared.handle.get().and_then(Weak::upgrade) else { return Err(heap) };
-            match entry(&handle) {
-                Some(e) => e,
-                None => return Err(heap),
+    let push = |e| {
+        with_parked(e, |p| {
+            if p.len() < PARK_LIMIT {
+                p.push(heap);
+                true
+            } else {
+                false
             }
-        }
+        })
     };
-    match with_parked(entry, |p| {
-        if p.len() < PARK_LIMIT {
-            p.push(heap);
-            true
-        } else {
-            false
-        }
-    }) {
-        Some(true) => Ok(()),
-        _ => Err(heap),
+    // The usual case: this thread's entry exists (if its `SmartAlloc` is gone, the entry and
+    // what it parks are freed when the thread's entries are next pruned, or at thread exit).
+    if existing_entry(shared.id).and_then(push) == Some(true) {
+        return Ok(());
     }
+    // Held until the heap is parked: while it lives, the `SmartAlloc` (whose drop empties the
+    // shared list) cannot go.
+    let Some(handle) = shared.handle.get().and_then(Weak::upgrade) else { return Err(heap) };
+    if entry(&handle).and_then(push) == Some(true) {
+        return Ok(());
+    }
+    let parked = shared.push_spare(heap);
+    drop(handle);
+    parked
 }
 
 /// Frees this thread's parked task heaps of `id`; `true` if there were any.
@@ -174,9 +178,10 @@ pub(crate) fn release_parked(id: u64) -> bool {
     any
 }
 
-/// A parked task heap of `id` from this thread, if any.
-pub(crate) fn unpark(id: u64) -> Option<NonNull<HeapCore>> {
-    with_parked(existing_entry(id)?, |p| p.pop()).flatten()
+/// A parked task heap of `shared` from this thread, else from the shared list, if any.
+pub(crate) fn unpark(shared: &Shared) -> Option<NonNull<HeapCore>> {
+    let local = existing_entry(shared.id).and_then(|e| with_parked(e, |p| p.pop()).flatten());
+    local.or_else(|| shared.pop_spare())
 }
 
 /// This thread's pool heap for `handle`, with one handle counted.
@@ -211,4 +216,41 @@ fn teardown_heap(shared: &Arc<Shared>) -> NonNull<HeapCore> {
         HeapCore::release_owner(heap);
     }
     heap
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::hook::TaskContext;
+    use crate::SmartAlloc;
+
+    /// A thread that releases more task heaps than it can park gives the rest to the shared
+    /// list, where another thread's next task finds them; dropping the `SmartAlloc` frees them
+    /// (Miri's leak check covers that).
+    #[test]
+    fn surplus_heaps_go_to_other_threads() {
+        let alloc = SmartAlloc::default();
+        let extra = 3;
+        let n = super::PARK_LIMIT + extra;
+        let mut tasks: Vec<TaskContext> = (0..n).map(|_| TaskContext::new()).collect();
+        for t in &mut tasks {
+            t.enter(|| drop(alloc.pool_box(1u64)));
+        }
+        let shared = alloc.shared().clone();
+        assert_eq!(alloc.stats().heaps_alive, n as u64);
+        drop(tasks); // releases all on this thread: PARK_LIMIT parked here, `extra` shared
+        assert_eq!(alloc.stats().heaps_alive, 0);
+        assert_eq!(shared.spare_len(), extra);
+        let a = alloc.clone();
+        std::thread::spawn(move || {
+            let mut t = TaskContext::new();
+            t.enter(|| drop(a.pool_box(2u64)));
+        })
+        .join()
+        .unwrap();
+        // It took a spare heap instead of making one (and parked it in its own entry, freed at
+        // its exit).
+        assert_eq!(shared.spare_len(), extra - 1);
+        drop(alloc);
+        assert_eq!(shared.spare_len(), 0, "freed with the last SmartAlloc clone");
+    }
 }

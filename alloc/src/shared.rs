@@ -4,12 +4,24 @@
 
 use crate::config::AllocConfig;
 use crate::error::{AllocError, Budget};
+use crate::heap::HeapCore;
+use core::ptr::NonNull;
 use crate::stats::{AllocStats, Counters, Kind, KindStats};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 static NEXT_ALLOC_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Parked task heaps kept for any thread (see [`Shared::push_spare`]): 4 MiB at most with the
+/// default 16 KiB chunks.
+const SPARE_LIMIT: usize = 256;
+
+/// A parked task heap on the shared list.
+struct Spare(NonNull<HeapCore>);
+
+// SAFETY: a parked heap is referred to by nothing else; whoever takes it off the list owns it.
+unsafe impl Send for Spare {}
 
 #[derive(Default)]
 struct Registry {
@@ -35,6 +47,11 @@ pub(crate) struct Shared {
     pub(crate) frames: AtomicU64,
     held: AtomicU64,
     pub(crate) guard_escapes: AtomicU64,
+    /// Parked task heaps any thread may take: what threads that release more heaps than they
+    /// start (a worker finishing tasks another one began) give to those that start more.
+    spare: Mutex<Vec<Spare>>,
+    /// `spare.len()`, read without the lock to skip it when the list is empty.
+    spare_count: AtomicUsize,
     /// The user-facing handle (set once by `SmartAlloc::new`), for per-thread state made from
     /// the heap side; weak, so that per-thread state goes once every `SmartAlloc` clone does.
     pub(crate) handle: std::sync::OnceLock<std::sync::Weak<crate::smart::AllocHandle>>,
@@ -83,6 +100,8 @@ impl Shared {
             frames: AtomicU64::new(0),
             held: AtomicU64::new(0),
             guard_escapes: AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
+            spare_count: AtomicUsize::new(0),
             handle: std::sync::OnceLock::new(),
         })
     }
@@ -106,12 +125,57 @@ impl Shared {
     }
 
     /// Takes `bytes` from the total budget (chunk or large block acquisition). Parked task
-    /// heaps of this thread are a cache, so they are freed before the budget says no.
+    /// heaps (this thread's and the shared spares) are a cache, so they are freed before the
+    /// budget says no.
     pub(crate) fn charge(&self, bytes: usize, owner: u64) -> Result<(), AllocError> {
         match self.try_charge(bytes, owner) {
-            Err(_) if crate::local::release_parked(self.id) => self.try_charge(bytes, owner),
+            Err(_) if crate::local::release_parked(self.id) | self.release_spares() => self.try_charge(bytes, owner),
             r => r,
         }
+    }
+
+    /// Puts a parked task heap (reset, referred to by nothing) on the shared list, or gives it
+    /// back if the list is full.
+    ///
+    /// The caller holds a strong reference to this `Shared`'s `SmartAlloc` handle, so the list
+    /// cannot be emptied for good (when the last clone goes) before the heap is on it.
+    pub(crate) fn push_spare(&self, heap: NonNull<HeapCore>) -> Result<(), NonNull<HeapCore>> {
+        let mut spare = self.spare.lock();
+        if spare.len() >= SPARE_LIMIT {
+            return Err(heap);
+        }
+        spare.push(Spare(heap));
+        self.spare_count.store(spare.len(), Relaxed);
+        Ok(())
+    }
+
+    /// A parked task heap from the shared list, if any.
+    pub(crate) fn pop_spare(&self) -> Option<NonNull<HeapCore>> {
+        if self.spare_count.load(Relaxed) == 0 {
+            return None;
+        }
+        let mut spare = self.spare.lock();
+        let heap = spare.pop()?.0;
+        self.spare_count.store(spare.len(), Relaxed);
+        Some(heap)
+    }
+
+    /// Heaps on the shared list (for tests).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn spare_len(&self) -> usize {
+        self.spare.lock().len()
+    }
+
+    /// Frees the shared parked heaps; `true` if there were any.
+    pub(crate) fn release_spares(&self) -> bool {
+        let heaps = core::mem::take(&mut *self.spare.lock());
+        self.spare_count.store(0, Relaxed);
+        let any = !heaps.is_empty();
+        for Spare(h) in heaps {
+            // SAFETY: taken off the list, which was their only reference.
+            unsafe { HeapCore::destroy_parked(h) };
+        }
+        any
     }
 
     fn try_charge(&self, bytes: usize, owner: u64) -> Result<(), AllocError> {

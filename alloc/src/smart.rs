@@ -22,6 +22,14 @@ pub(crate) struct AllocHandle {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl Drop for AllocHandle {
+    fn drop(&mut self) {
+        // The last clone is gone: the shared parked heaps (which hold the `Shared` through
+        // their registrations) go too. Heaps parked later are destroyed instead (`park`).
+        self.shared.release_spares();
+    }
+}
+
 /// Frame, task and pool memory with one configuration and one set of statistics.
 ///
 /// Cheap to clone (an `Arc`), `Send + Sync`. Every method takes `&self`.

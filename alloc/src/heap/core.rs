@@ -75,7 +75,7 @@ impl HeapCore {
     /// A task heap owned by `owner`: a parked one from this thread's cache if there is one,
     /// else a new one.
     pub(crate) fn obtain_task_heap(shared: &Arc<Shared>, owner: u64) -> NonNull<HeapCore> {
-        match crate::local::unpark(shared.id) {
+        match crate::local::unpark(shared) {
             Some(h) => {
                 // SAFETY: a parked heap belongs to this thread's cache alone until we take it.
                 let heap = unsafe { h.as_ref() };

@@ -13,7 +13,7 @@
 
 use super::core::HeapCore;
 use crate::shared::Shared;
-use core::cell::{Cell, RefCell};
+use core::cell::{Cell, OnceCell, RefCell};
 use core::ptr::NonNull;
 use std::sync::Arc;
 
@@ -28,7 +28,9 @@ pub(crate) struct TaskSlot {
     /// The base heap of the first `SmartAlloc` the task used (usually its only heap).
     base: Cell<Option<(u64, NonNull<HeapCore>)>>,
     /// Every other heap, oldest first: base heaps of further `SmartAlloc`s and guard heaps.
-    more: RefCell<Vec<Entry>>,
+    /// Boxed and made on first use, so that the slot (moved with every spawned future) stays
+    /// small.
+    more: OnceCell<Box<RefCell<Vec<Entry>>>>,
 }
 
 // SAFETY: the slot moves with its `TaskContext` between threads; it is used only inside
@@ -37,7 +39,12 @@ unsafe impl Send for TaskSlot {}
 
 impl TaskSlot {
     pub(crate) fn new(identity: u64) -> Self {
-        Self { identity, first: Cell::new(None), base: Cell::new(None), more: RefCell::new(Vec::new()) }
+        Self { identity, first: Cell::new(None), base: Cell::new(None), more: OnceCell::new() }
+    }
+
+    /// The list of further heaps, made on first use.
+    fn more(&self) -> &RefCell<Vec<Entry>> {
+        self.more.get_or_init(Box::default)
     }
 
     /// The task's innermost heap for the `SmartAlloc` with id `id` (made on first use). The
@@ -58,7 +65,7 @@ impl TaskSlot {
     fn heap_for_slow(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {
         self.drop_ended_guards();
         let id = shared.id;
-        let innermost = self.more.borrow().iter().rev().find(|e| e.0 == id).map(|e| e.1);
+        let innermost = self.more.get().and_then(|m| m.borrow().iter().rev().find(|e| e.0 == id).map(|e| e.1));
         let h = match (innermost, self.base.get()) {
             (Some(h), _) => h,
             (None, Some((base_id, h))) if base_id == id => h,
@@ -66,7 +73,7 @@ impl TaskSlot {
                 let h = HeapCore::obtain_task_heap(shared, self.identity);
                 match base {
                     None => self.base.set(Some((id, h))),
-                    Some(_) => self.more.borrow_mut().push((id, h, false)),
+                    Some(_) => self.more().borrow_mut().push((id, h, false)),
                 }
                 h
             }
@@ -77,8 +84,9 @@ impl TaskSlot {
 
     /// Releases the heaps of guards dropped outside the task.
     fn drop_ended_guards(&self) {
+        let Some(more) = self.more.get() else { return };
         let ended: Vec<NonNull<HeapCore>> = {
-            let mut more = self.more.borrow_mut();
+            let mut more = more.borrow_mut();
             // SAFETY: heaps in the slot are live until released here.
             let is_ended = |e: &Entry| e.2 && unsafe { e.1.as_ref() }.guard_ended();
             if !more.iter().any(is_ended) {
@@ -98,14 +106,15 @@ impl TaskSlot {
 
     /// Makes `heap` (a fresh heap owned by this task) the innermost one of `shared`: a guard's.
     pub(crate) fn push_guard(&self, shared: &Shared, heap: NonNull<HeapCore>) {
-        self.more.borrow_mut().push((shared.id, heap, true));
+        self.more().borrow_mut().push((shared.id, heap, true));
         self.first.set(Some((shared.id, heap)));
     }
 
     /// Takes a guard's heap out of the slot (the guard is dropped inside the task); the caller
     /// releases it. `false` if it is not here (the task already ended and released it).
     pub(crate) fn remove_guard(&self, heap: NonNull<HeapCore>) -> bool {
-        let mut more = self.more.borrow_mut();
+        let Some(more) = self.more.get() else { return false };
+        let mut more = more.borrow_mut();
         let Some(i) = more.iter().position(|e| e.1 == heap) else { return false };
         more.remove(i);
         self.first.set(None);
@@ -121,7 +130,7 @@ impl TaskSlot {
         if let Some((_, h)) = self.base.get() {
             f(h);
         }
-        for e in self.more.borrow().iter() {
+        for e in self.more.get().map(|m| m.borrow()).iter().flat_map(|m| m.iter()) {
             f(e.1);
         }
     }
@@ -141,7 +150,7 @@ impl TaskSlot {
             // SAFETY: see above; the heap leaves the slot here, so it is released once.
             unsafe { HeapCore::release_owner(h) };
         }
-        for (_, h, _) in self.more.get_mut().drain(..) {
+        for (_, h, _) in self.more.get_mut().map(|m| m.get_mut().drain(..)).into_iter().flatten() {
             // SAFETY: as above.
             unsafe { HeapCore::release_owner(h) };
         }
