@@ -1,5 +1,6 @@
-//! How [`TaskVec`](crate::TaskVec) grows: through an
-//! `allocator-api2` vector over a heap, with allocation errors carried back to the caller.
+//! How [`TaskVec`](crate::TaskVec) grows: an `allocator-api2` vector over a heap, with
+//! allocation errors carried back to the caller. ([`PoolVec`](crate::PoolVec) is its own
+//! three-word vector, see `pool::vec`.)
 //!
 //! `allocator_api2::vec::Vec`'s infallible methods abort the process when the allocator fails;
 //! a budget must never do that. So every growing method first reserves with `try_reserve`, and

@@ -4,7 +4,9 @@
 //!
 //! * `owner` is the identity (see [`crate::identity`]) allowed to touch `local`, the plain
 //!   [`LocalState`], without synchronisation. Every entry point compares the caller's current
-//!   identity with `owner`; equal means no one else can be in `local` now.
+//!   identity with `owner`; equal means no one else can be in `local` now. The pool fast
+//!   paths compare the identity cached in the thread-local context (no call; it is empty in
+//!   a plain tokio task) and leave everything else to an out-of-line path that checks again.
 //! * Anyone else allocates from `foreign` (a second arena behind a mutex) and frees onto
 //!   `remote` (a lock-free list the owner drains when a size class runs dry). All chunks of
 //!   both arenas belong to the heap, so a block may be freed into either arena's lists.
@@ -20,10 +22,10 @@
 //!   (no `TaskBox` can outlive it), a thread's pool on that thread.
 //!
 //! Deviation from DESIGN.md ("an escaped handle keeps its chunk alive"): an escaped handle
-//! keeps its whole heap alive, counted per heap rather than per chunk. Freed blocks go back on
-//! free lists and may be reused, so a chunk has no exact live count of its own; counting per
-//! chunk would need a header lookup on every free. `AllocStats::quarantined_chunks` reports
-//! the chunks such a retained heap holds.
+//! keeps its whole heap alive, counted per heap rather than per chunk. A heap's free lists mix
+//! blocks of all its chunks, so giving one chunk back early would mean unlinking its blocks
+//! from them; one count per heap keeps the free path to a single counter.
+//! `AllocStats::quarantined_chunks` reports the chunks such a retained heap holds.
 
 use super::blocks::BlockArena;
 use super::class::{class_of, ClassOf, BLOCK_ALIGN, CLASS_SIZE};
