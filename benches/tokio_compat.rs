@@ -43,136 +43,14 @@
 //! task), `task_heap_allocations_only` (the same 64 in a task whose heap exists already) and
 //! `task_alloc` (`TaskAlloc::new` + 64 `alloc_vec`s).
 
-use allocator_api2::alloc::{AllocError, Allocator};
 use criterion::{criterion_group, Criterion, Throughput};
 use framealloc::{SmartAlloc, TaskAlloc};
-use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
-use std::ptr::NonNull;
 use std::time::Duration;
 
-const TASKS: usize = 256;
-const ALLOCS: usize = 64;
+mod handlers;
 
-/// 64 sizes from 16 to 256 bytes.
-const SIZES: [usize; ALLOCS] = {
-    let mut s = [0; ALLOCS];
-    let mut i = 0;
-    while i < ALLOCS {
-        s[i] = 16 + (i * 61) % 241;
-        i += 1;
-    }
-    s
-};
-
-/// mimalloc as an `allocator-api2` allocator.
-#[derive(Clone, Copy)]
-struct Mi;
-
-// SAFETY: blocks come from mimalloc with their layout and stay valid until `deallocate`;
-// zero-sized requests get a dangling, aligned pointer and are never passed to mimalloc.
-unsafe impl Allocator for Mi {
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            // Alignment is a non-zero power of two: a valid dangling address.
-            let p = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
-            return Ok(NonNull::slice_from_raw_parts(p, 0));
-        }
-        // SAFETY: `layout` has a non-zero size.
-        let p = unsafe { GlobalAlloc::alloc(&mimalloc::MiMalloc, layout) };
-        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
-    }
-
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() != 0 {
-            // SAFETY: `ptr` came from `allocate` with this non-zero `layout` (caller).
-            unsafe { GlobalAlloc::dealloc(&mimalloc::MiMalloc, ptr.as_ptr(), layout) };
-        }
-    }
-}
-
-async fn handler_no_alloc() -> u64 {
-    let held: [[u8; 16]; ALLOCS] = [[7; 16]; ALLOCS];
-    tokio::task::yield_now().await;
-    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
-}
-
-async fn handler_system() -> u64 {
-    let held: [Vec<u8>; ALLOCS] = std::array::from_fn(|i| {
-        let mut v = Vec::with_capacity(SIZES[i]);
-        v.push(7);
-        v
-    });
-    tokio::task::yield_now().await;
-    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
-}
-
-async fn handler_mimalloc() -> u64 {
-    let held: [allocator_api2::vec::Vec<u8, Mi>; ALLOCS] = std::array::from_fn(|i| {
-        let mut v = allocator_api2::vec::Vec::with_capacity_in(SIZES[i], Mi);
-        v.push(7);
-        v
-    });
-    tokio::task::yield_now().await;
-    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
-}
-
-async fn handler_pool(alloc: SmartAlloc) -> u64 {
-    let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
-        let mut v = alloc.pool_vec();
-        v.reserve(SIZES[i]);
-        v.push(7);
-        v
-    });
-    tokio::task::yield_now().await;
-    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
-}
-
-async fn handler_task_alloc(alloc: SmartAlloc) -> u64 {
-    let task = TaskAlloc::new(&alloc);
-    let held: [framealloc::TaskVec<'_, u8>; ALLOCS] = std::array::from_fn(|i| {
-        let mut v = task.alloc_vec();
-        v.reserve(SIZES[i]);
-        v.push(7);
-        v
-    });
-    tokio::task::yield_now().await;
-    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
-}
-
-/// The object workload: 64 request-state objects of four fixed sizes (16 each of 16, 64, 128
-/// and 256 bytes), made with `$make`, held across one yield, read back and freed.
-macro_rules! objects_handler {
-    ($make:expr) => {{
-        let a: [_; 16] = std::array::from_fn(|_| $make([7u8; 16]));
-        let b: [_; 16] = std::array::from_fn(|_| $make([7u8; 64]));
-        let c: [_; 16] = std::array::from_fn(|_| $make([7u8; 128]));
-        let d: [_; 16] = std::array::from_fn(|_| $make([7u8; 256]));
-        tokio::task::yield_now().await;
-        let first = |x: &[u8]| u64::from(x[0]);
-        black_box(&a).iter().map(|x| first(&x[..])).sum::<u64>()
-            + black_box(&b).iter().map(|x| first(&x[..])).sum::<u64>()
-            + black_box(&c).iter().map(|x| first(&x[..])).sum::<u64>()
-            + black_box(&d).iter().map(|x| first(&x[..])).sum::<u64>()
-    }};
-}
-
-async fn objects_system() -> u64 {
-    objects_handler!(Box::new)
-}
-
-async fn objects_mimalloc() -> u64 {
-    objects_handler!(|v| allocator_api2::boxed::Box::new_in(v, Mi))
-}
-
-async fn objects_pool(alloc: SmartAlloc) -> u64 {
-    objects_handler!(|v| alloc.pool_box(v))
-}
-
-async fn objects_task_alloc(alloc: SmartAlloc) -> u64 {
-    let task = TaskAlloc::new(&alloc);
-    objects_handler!(|v| task.alloc_box(v))
-}
+use handlers::*;
 
 /// Spawns `TASKS` tasks with `spawn` on `rt` and checks the sum of their results.
 fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> tokio::task::JoinHandle<u64>) {
@@ -195,7 +73,7 @@ fn request_handler_objects(c: &mut Criterion) {
     let mut g = c.benchmark_group("tokio_request_handler_objects");
     g.throughput(Throughput::Elements(TASKS as u64));
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc()))));
+    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(no_alloc()))));
     g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_system()))));
     g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_mimalloc()))));
     g.bench_function("framealloc_spawn_pool", |b| {
@@ -218,11 +96,11 @@ fn request_handlers(c: &mut Criterion) {
     g.throughput(Throughput::Elements(TASKS as u64));
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
 
-    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc()))));
-    g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_system()))));
-    g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_mimalloc()))));
-    g.bench_function("framealloc_spawn_pool", |b| b.iter(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(handler_pool(alloc.clone())))));
-    g.bench_function("tokio_spawn_task_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(handler_task_alloc(alloc.clone())))));
+    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(no_alloc()))));
+    g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(bytes_system()))));
+    g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(bytes_mimalloc()))));
+    g.bench_function("framealloc_spawn_pool", |b| b.iter(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(bytes_pool(alloc.clone())))));
+    g.bench_function("tokio_spawn_task_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(bytes_task_alloc(alloc.clone())))));
     g.finish();
 
     let s = alloc.stats();
@@ -319,39 +197,28 @@ fn paired() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let alloc = SmartAlloc::new(Default::default());
     let expect = (TASKS * ALLOCS * 7) as u64;
-    let workloads: [(&str, Vec<Case>); 2] = [
-        (
-            "byte buffers",
-            vec![
-                ("no_alloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc())))),
-                ("system", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_system())))),
-                ("mimalloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_mimalloc())))),
+    // The five cases of a workload, from its handlers.
+    macro_rules! cases {
+        ($system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident) => {{
+            let cases: Vec<Case> = vec![
+                ("no_alloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(no_alloc())))),
+                ("system", Box::new(|| run_tasks(&rt, expect, || tokio::spawn($system())))),
+                ("mimalloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn($mimalloc())))),
                 (
                     "framealloc_spawn_pool",
-                    Box::new(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(handler_pool(alloc.clone())))),
+                    Box::new(|| run_tasks(&rt, expect, || framealloc::tokio::spawn($pool(alloc.clone())))),
                 ),
                 (
                     "tokio_spawn_task_alloc",
-                    Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_task_alloc(alloc.clone())))),
+                    Box::new(|| run_tasks(&rt, expect, || tokio::spawn($task_alloc(alloc.clone())))),
                 ),
-            ],
-        ),
-        (
-            "objects",
-            vec![
-                ("no_alloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(handler_no_alloc())))),
-                ("system", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(objects_system())))),
-                ("mimalloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(objects_mimalloc())))),
-                (
-                    "framealloc_spawn_pool",
-                    Box::new(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(objects_pool(alloc.clone())))),
-                ),
-                (
-                    "tokio_spawn_task_alloc",
-                    Box::new(|| run_tasks(&rt, expect, || tokio::spawn(objects_task_alloc(alloc.clone())))),
-                ),
-            ],
-        ),
+            ];
+            cases
+        }};
+    }
+    let workloads = [
+        ("byte buffers", cases!(bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {

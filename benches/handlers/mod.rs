@@ -1,0 +1,143 @@
+//! The request handlers of the `tokio_compat` bench, shared with
+//! `examples/tokio_handler_probe.rs` (which counts their instructions under callgrind), so that
+//! both measure exactly the same code.
+//!
+//! Each handler is one task's work: 64 allocations made, held across one
+//! `tokio::task::yield_now().await`, read back and freed. `bytes_*`: 64 byte buffers of 16 to
+//! 256 bytes (`SIZES`), one byte pushed into each. `objects_*`: 16 each of 16, 64, 128 and
+//! 256-byte request-state objects. `no_alloc` is the same shape on inline arrays: tokio's own
+//! cost. Every handler returns the sum of the first bytes, `ALLOCS * 7`.
+
+#![allow(dead_code)] // each includer uses its own subset
+
+use allocator_api2::alloc::{AllocError, Allocator};
+use framealloc::{SmartAlloc, TaskAlloc};
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+use std::ptr::NonNull;
+
+/// Tasks per batch.
+pub const TASKS: usize = 256;
+/// Allocations per task.
+pub const ALLOCS: usize = 64;
+
+/// 64 sizes from 16 to 256 bytes.
+pub const SIZES: [usize; ALLOCS] = {
+    let mut s = [0; ALLOCS];
+    let mut i = 0;
+    while i < ALLOCS {
+        s[i] = 16 + (i * 61) % 241;
+        i += 1;
+    }
+    s
+};
+
+/// mimalloc as an `allocator-api2` allocator.
+#[derive(Clone, Copy)]
+pub struct Mi;
+
+// SAFETY: blocks come from mimalloc with their layout and stay valid until `deallocate`;
+// zero-sized requests get a dangling, aligned pointer and are never passed to mimalloc.
+unsafe impl Allocator for Mi {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            // Alignment is a non-zero power of two: a valid dangling address.
+            let p = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(p, 0));
+        }
+        // SAFETY: `layout` has a non-zero size.
+        let p = unsafe { GlobalAlloc::alloc(&mimalloc::MiMalloc, layout) };
+        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: `ptr` came from `allocate` with this non-zero `layout` (caller).
+            unsafe { GlobalAlloc::dealloc(&mimalloc::MiMalloc, ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+pub async fn no_alloc() -> u64 {
+    let held: [[u8; 16]; ALLOCS] = [[7; 16]; ALLOCS];
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+pub async fn bytes_system() -> u64 {
+    let held: [Vec<u8>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = Vec::with_capacity(SIZES[i]);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+pub async fn bytes_mimalloc() -> u64 {
+    let held: [allocator_api2::vec::Vec<u8, Mi>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = allocator_api2::vec::Vec::with_capacity_in(SIZES[i], Mi);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+pub async fn bytes_pool(alloc: SmartAlloc) -> u64 {
+    let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = alloc.pool_vec();
+        v.reserve(SIZES[i]);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+pub async fn bytes_task_alloc(alloc: SmartAlloc) -> u64 {
+    let task = TaskAlloc::new(&alloc);
+    let held: [framealloc::TaskVec<'_, u8>; ALLOCS] = std::array::from_fn(|i| {
+        let mut v = task.alloc_vec();
+        v.reserve(SIZES[i]);
+        v.push(7);
+        v
+    });
+    tokio::task::yield_now().await;
+    black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+/// The object workload: 64 request-state objects of four fixed sizes (16 each of 16, 64, 128
+/// and 256 bytes), made with `$make`, held across one yield, read back and freed.
+macro_rules! objects_handler {
+    ($make:expr) => {{
+        let a: [_; 16] = std::array::from_fn(|_| $make([7u8; 16]));
+        let b: [_; 16] = std::array::from_fn(|_| $make([7u8; 64]));
+        let c: [_; 16] = std::array::from_fn(|_| $make([7u8; 128]));
+        let d: [_; 16] = std::array::from_fn(|_| $make([7u8; 256]));
+        tokio::task::yield_now().await;
+        let first = |x: &[u8]| u64::from(x[0]);
+        black_box(&a).iter().map(|x| first(&x[..])).sum::<u64>()
+            + black_box(&b).iter().map(|x| first(&x[..])).sum::<u64>()
+            + black_box(&c).iter().map(|x| first(&x[..])).sum::<u64>()
+            + black_box(&d).iter().map(|x| first(&x[..])).sum::<u64>()
+    }};
+}
+
+pub async fn objects_system() -> u64 {
+    objects_handler!(Box::new)
+}
+
+pub async fn objects_mimalloc() -> u64 {
+    objects_handler!(|v| allocator_api2::boxed::Box::new_in(v, Mi))
+}
+
+pub async fn objects_pool(alloc: SmartAlloc) -> u64 {
+    objects_handler!(|v| alloc.pool_box(v))
+}
+
+pub async fn objects_task_alloc(alloc: SmartAlloc) -> u64 {
+    let task = TaskAlloc::new(&alloc);
+    objects_handler!(|v| task.alloc_box(v))
+}
+
