@@ -13,9 +13,7 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KindStats {
     /// Bytes of allocations alive now (requested sizes; not chunks held or cached).
-    /// Zero-sized values take no memory and are not counted. A pool allocation above 1 KiB,
-    /// or aligned above 16 bytes (a `PoolBox` value or a `PoolVec` buffer), also counts the
-    /// 16 bytes (or its alignment) in front of it that name its heap.
+    /// Zero-sized values take no memory and are not counted.
     pub live_bytes: u64,
     /// Highest `live_bytes` seen. Exact for a single arena or heap (its peak is recorded
     /// before every free and at every scope exit); over several arenas or heaps, the highest

@@ -407,3 +407,24 @@ fn pool_vec_growth_errors_instead_of_aborting() {
         assert_eq!(&v[..], &[1, 2]);
     });
 }
+
+/// Values and buffers that carry their heap in front of them count only their own bytes.
+#[test]
+fn framed_allocations_count_their_own_bytes() {
+    let alloc = SmartAlloc::default();
+    let big = alloc.pool_box([1u8; 3000]);
+    let page = alloc.pool_box(Page([2; 16]));
+    let mut buf = alloc.pool_vec::<u8>();
+    buf.reserve(2000);
+    let page_size = std::mem::size_of::<Page>() as u64; // 4096: the size rounds up to the alignment
+    assert_eq!(alloc.stats().pool.live_bytes, 3000 + page_size + 2000);
+    let moved = std::thread::spawn(move || {
+        drop(big); // freed by another thread
+        buf
+    })
+    .join()
+    .unwrap();
+    assert_eq!(alloc.stats().pool.live_bytes, page_size + 2000);
+    drop((page, moved));
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+}

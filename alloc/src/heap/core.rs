@@ -269,26 +269,32 @@ impl HeapCore {
 
     /// Everything but the owner's small-class fast path (also called directly by callers that
     /// tried a compile-time class first).
+    #[inline]
+    pub(crate) fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.allocate_counting(layout, layout.size())
+    }
+
+    /// [`allocate_slow`](Self::allocate_slow) that counts `counted` bytes as live instead of
+    /// the block's size (a framed pool value counts its value only, see `pool::placed`).
     #[cold]
     #[inline(never)]
-    pub(crate) fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    pub(crate) fn allocate_counting(&self, layout: Layout, counted: usize) -> Result<NonNull<u8>, AllocError> {
         if self.is_owner() {
             // SAFETY: we are the owner.
-            unsafe { self.allocate_owned(layout) }
+            unsafe { self.allocate_owned(layout, counted) }
         } else {
-            self.allocate_foreign(layout)
+            self.allocate_foreign(layout, counted)
         }
     }
 
-    /// Owner fast path.
+    /// The owner's general path.
     ///
     /// # Safety
     /// The caller is the owner or excludes it (as for [`local`](Self::local)).
-    #[inline]
-    pub(crate) unsafe fn allocate_owned(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    unsafe fn allocate_owned(&self, layout: Layout, counted: usize) -> Result<NonNull<u8>, AllocError> {
         debug_assert!(layout.size() > 0);
         if !self.is_small(layout) {
-            return self.allocate_large(layout, true);
+            return self.allocate_large(layout, true, counted);
         }
         let class = class_of(layout.size());
         // SAFETY: owner, per the caller.
@@ -297,14 +303,13 @@ impl HeapCore {
             Some(p) => p,
             None => self.refill(&mut local.arena, class)?,
         };
-        self.counters().own_alloc(layout.size());
+        self.counters().own_alloc(counted);
         Ok(p)
     }
 
-    #[cold]
-    fn allocate_foreign(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn allocate_foreign(&self, layout: Layout, counted: usize) -> Result<NonNull<u8>, AllocError> {
         if !self.is_small(layout) {
-            return self.allocate_large(layout, false);
+            return self.allocate_large(layout, false, counted);
         }
         let class = class_of(layout.size());
         let mut arena = self.foreign.lock();
@@ -313,7 +318,7 @@ impl HeapCore {
             None => self.refill(&mut arena, class)?,
         };
         drop(arena);
-        self.counters().other_alloc(layout.size());
+        self.counters().other_alloc(counted);
         Ok(p)
     }
 
@@ -371,7 +376,7 @@ impl HeapCore {
     }
 
     #[cold]
-    fn allocate_large(&self, layout: Layout, owner: bool) -> Result<NonNull<u8>, AllocError> {
+    fn allocate_large(&self, layout: Layout, owner: bool, counted: usize) -> Result<NonNull<u8>, AllocError> {
         self.charge(layout.size(), layout.size())?;
         // SAFETY: non-zero size (callers handle zero-sized values without allocating).
         let Some(p) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
@@ -379,9 +384,9 @@ impl HeapCore {
             return Err(AllocError::out_of_memory(layout.size()));
         };
         if owner {
-            self.counters().own_alloc(layout.size());
+            self.counters().own_alloc(counted);
         } else {
-            self.counters().other_alloc(layout.size());
+            self.counters().other_alloc(counted);
         }
         Ok(p)
     }
@@ -405,18 +410,29 @@ impl HeapCore {
     ///
     /// # Safety
     /// As for [`deallocate`](Self::deallocate).
+    #[inline]
+    pub(crate) unsafe fn deallocate_slow(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { self.deallocate_counting(ptr, layout, layout.size()) }
+    }
+
+    /// [`deallocate_slow`](Self::deallocate_slow) for a block allocated with
+    /// [`allocate_counting`](Self::allocate_counting) and the same `counted`.
+    ///
+    /// # Safety
+    /// As for [`deallocate`](Self::deallocate).
     #[cold]
     #[inline(never)]
-    pub(crate) unsafe fn deallocate_slow(&self, ptr: NonNull<u8>, layout: Layout) {
+    pub(crate) unsafe fn deallocate_counting(&self, ptr: NonNull<u8>, layout: Layout, counted: usize) {
         let owner = self.is_owner();
         if !self.is_small(layout) {
             // SAFETY: large blocks come from the system allocator with this layout.
             unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
             self.uncharge(layout.size());
             if owner {
-                self.counters().own_free(layout.size());
+                self.counters().own_free(counted);
             } else {
-                self.counters().other_free(layout.size());
+                self.counters().other_free(counted);
             }
             return;
         }
@@ -424,11 +440,11 @@ impl HeapCore {
         if owner {
             // SAFETY: we are the owner; the block is ours and unused (caller).
             unsafe { self.local().arena.free(ptr, class) };
-            self.counters().own_free(layout.size());
+            self.counters().own_free(counted);
         } else {
             // SAFETY: the block is unused and at least 16 bytes, 16-aligned (small class).
             unsafe { self.remote.push(ptr.as_ptr().cast::<RemoteBlock>(), class) };
-            self.counters().other_free(layout.size());
+            self.counters().other_free(counted);
         }
     }
 

@@ -5,7 +5,8 @@
 //!   most 16 bytes) is a class block of a heap's arena, whose granule header names the heap
 //!   ([`blocks::heap_of`]).
 //! * Any other layout is *framed*: allocated with a prefix of `max(align, 16)` bytes whose
-//!   first word is the heap, the value right after it.
+//!   first word is the heap, the value right after it. Only the value counts in the
+//!   statistics' live bytes.
 
 use crate::error::AllocError;
 use crate::heap::blocks;
@@ -58,8 +59,9 @@ pub(crate) fn allocate(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNul
 #[inline(never)]
 fn allocate_framed(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
     let block_layout = framed(layout)?;
+    // Only the value counts as live bytes, not the prefix.
     // SAFETY: the caller keeps the heap alive.
-    let block = unsafe { heap.as_ref() }.allocate(block_layout)?;
+    let block = unsafe { heap.as_ref() }.allocate_counting(block_layout, layout.size())?;
     // SAFETY: a fresh block of `prefix + size` bytes aligned to the prefix (at least 16): the
     // heap pointer fits at its start and the value starts `prefix` bytes in.
     unsafe {
@@ -109,7 +111,7 @@ unsafe fn deallocate_framed(heap: NonNull<HeapCore>, ptr: NonNull<u8>, layout: L
     // with the framed layout (which did not overflow then, so it does not now).
     unsafe {
         let block_layout = framed(layout).unwrap_unchecked();
-        heap.as_ref().deallocate(ptr.sub(prefix(layout)), block_layout);
+        heap.as_ref().deallocate_counting(ptr.sub(prefix(layout)), block_layout, layout.size());
     }
 }
 
