@@ -64,47 +64,62 @@ fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> toki
     })
 }
 
-/// The object workload on tokio: system `Box`, mimalloc `Box`, `framealloc::tokio::spawn` +
-/// `pool_box` (the task's heap), `tokio::spawn` + `TaskAlloc::alloc_box`.
-fn request_handler_objects(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let alloc = SmartAlloc::new(Default::default());
-    let expect = (TASKS * ALLOCS * 7) as u64;
-    let mut g = c.benchmark_group("tokio_request_handler_objects");
+/// One case of a workload: a name and a function running `TASKS` tasks once.
+type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+/// The five cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
+/// tokio alone, system, mimalloc, `framealloc::tokio::spawn` + `pool_*` (the task's heap),
+/// `tokio::spawn` + `TaskAlloc`.
+macro_rules! cases {
+    ($rt:expr, $alloc:expr, $system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident) => {{
+        let (rt, alloc, expect) = ($rt, $alloc, (TASKS * ALLOCS * 7) as u64);
+        let cases: Vec<Case> = vec![
+            ("no_alloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn(no_alloc())))),
+            ("system", Box::new(move || run_tasks(rt, expect, || tokio::spawn($system())))),
+            ("mimalloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($mimalloc())))),
+            (
+                "framealloc_spawn_pool",
+                Box::new(move || run_tasks(rt, expect, || framealloc::tokio::spawn($pool(alloc.clone())))),
+            ),
+            (
+                "tokio_spawn_task_alloc",
+                Box::new(move || run_tasks(rt, expect, || tokio::spawn($task_alloc(alloc.clone())))),
+            ),
+        ];
+        cases
+    }};
+}
+
+/// A 2-worker multi-thread runtime, as in every tokio case.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// One criterion group over a workload's cases; then checks that nothing was left alive.
+fn bench_cases(c: &mut Criterion, group: &str, cases: &[Case], alloc: &SmartAlloc) {
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(TASKS as u64));
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(no_alloc()))));
-    g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_system()))));
-    g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_mimalloc()))));
-    g.bench_function("framealloc_spawn_pool", |b| {
-        b.iter(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(objects_pool(alloc.clone()))))
-    });
-    g.bench_function("tokio_spawn_task_alloc", |b| {
-        b.iter(|| run_tasks(&rt, expect, || tokio::spawn(objects_task_alloc(alloc.clone()))))
-    });
+    for (name, run) in cases {
+        g.bench_function(*name, |b| b.iter(run));
+    }
     g.finish();
     let s = alloc.stats();
     assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
 }
 
+/// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let alloc = SmartAlloc::new(Default::default());
-    let expect = (TASKS * ALLOCS * 7) as u64;
+    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
+    let cases = cases!(&rt, &alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc);
+    bench_cases(c, "tokio_request_handler", &cases, &alloc);
+}
 
-    let mut g = c.benchmark_group("tokio_request_handler");
-    g.throughput(Throughput::Elements(TASKS as u64));
-    g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-
-    g.bench_function("no_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(no_alloc()))));
-    g.bench_function("system", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(bytes_system()))));
-    g.bench_function("mimalloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(bytes_mimalloc()))));
-    g.bench_function("framealloc_spawn_pool", |b| b.iter(|| run_tasks(&rt, expect, || framealloc::tokio::spawn(bytes_pool(alloc.clone())))));
-    g.bench_function("tokio_spawn_task_alloc", |b| b.iter(|| run_tasks(&rt, expect, || tokio::spawn(bytes_task_alloc(alloc.clone())))));
-    g.finish();
-
-    let s = alloc.stats();
-    assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+/// The object workload on tokio.
+fn request_handler_objects(c: &mut Criterion) {
+    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
+    let cases = cases!(&rt, &alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc);
+    bench_cases(c, "tokio_request_handler_objects", &cases, &alloc);
 }
 
 /// The allocation work of one handler without tokio, on the bench thread: what the
@@ -184,9 +199,6 @@ fn handler_allocations(c: &mut Criterion) {
     drop(ctx);
 }
 
-/// One case of the paired comparison: a name and a function running `TASKS` tasks once.
-type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
-
 /// The paired comparison: every round runs each case in turn (a batch of `BATCH` runs, order
 /// rotated every round), so a slow spell of the shared machine hits all cases alike. Prints,
 /// per workload, the median time per case and the medians (with quartiles) of the per-round
@@ -194,31 +206,10 @@ type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 fn paired() {
     const ROUNDS: usize = 120;
     const BATCH: u32 = 8;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let alloc = SmartAlloc::new(Default::default());
-    let expect = (TASKS * ALLOCS * 7) as u64;
-    // The five cases of a workload, from its handlers.
-    macro_rules! cases {
-        ($system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident) => {{
-            let cases: Vec<Case> = vec![
-                ("no_alloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn(no_alloc())))),
-                ("system", Box::new(|| run_tasks(&rt, expect, || tokio::spawn($system())))),
-                ("mimalloc", Box::new(|| run_tasks(&rt, expect, || tokio::spawn($mimalloc())))),
-                (
-                    "framealloc_spawn_pool",
-                    Box::new(|| run_tasks(&rt, expect, || framealloc::tokio::spawn($pool(alloc.clone())))),
-                ),
-                (
-                    "tokio_spawn_task_alloc",
-                    Box::new(|| run_tasks(&rt, expect, || tokio::spawn($task_alloc(alloc.clone())))),
-                ),
-            ];
-            cases
-        }};
-    }
+    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
     let workloads = [
-        ("byte buffers", cases!(bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
-        ("objects", cases!(objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
+        ("byte buffers", cases!(&rt, &alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(&rt, &alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
