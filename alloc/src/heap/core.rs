@@ -158,6 +158,31 @@ impl HeapCore {
         layout.size() <= self.max_small && layout.align() <= BLOCK_ALIGN
     }
 
+    /// The owner takes a block of `class` from its arena and counts `size` bytes: `None` when
+    /// the class needs a refill. Every owner fast path allocates through this.
+    ///
+    /// # Safety
+    /// The caller is the owner (as for [`local`](Self::local)).
+    #[inline(always)]
+    unsafe fn alloc_class_owned(&self, class: usize, size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: owner, per the caller.
+        let p = unsafe { self.local() }.arena.alloc(class)?;
+        self.counters().own_alloc(size);
+        Some(p)
+    }
+
+    /// The owner puts a block of `class` back on its arena's list and uncounts `size` bytes.
+    /// Every owner fast path frees through this.
+    ///
+    /// # Safety
+    /// The caller is the owner; `ptr` is an unused block of `class` of this heap.
+    #[inline(always)]
+    unsafe fn free_class_owned(&self, ptr: NonNull<u8>, class: usize, size: usize) {
+        // SAFETY: per the caller.
+        unsafe { self.local().arena.free(ptr, class) };
+        self.counters().own_free(size);
+    }
+
     /// Owner fast path for a class known at compile time (see [`ClassOf`]): `None` when the
     /// caller is not the owner or the class needs a refill; the caller then uses
     /// [`allocate`](Self::allocate).
@@ -167,9 +192,7 @@ impl HeapCore {
             return None;
         }
         // SAFETY: we are the owner.
-        let p = unsafe { self.local() }.arena.alloc(class)?;
-        self.counters().own_alloc(size);
-        Some(p)
+        unsafe { self.alloc_class_owned(class, size) }
     }
 
     /// Owner fast path of [`deallocate`](Self::deallocate) for a class known at compile time:
@@ -183,8 +206,7 @@ impl HeapCore {
             return false;
         }
         // SAFETY: we are the owner; the block is ours and unused (caller).
-        unsafe { self.local().arena.free(ptr, class) };
-        self.counters().own_free(size);
+        unsafe { self.free_class_owned(ptr, class, size) };
         true
     }
 
@@ -207,8 +229,7 @@ impl HeapCore {
     pub(crate) fn allocate_cached(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if self.is_small(layout) && self.is_owner_cached() {
             // SAFETY: we are the owner.
-            if let Some(p) = unsafe { self.local() }.arena.alloc(class_of(layout.size())) {
-                self.counters().own_alloc(layout.size());
+            if let Some(p) = unsafe { self.alloc_class_owned(class_of(layout.size()), layout.size()) } {
                 return Ok(p);
             }
         }
@@ -239,12 +260,12 @@ impl HeapCore {
     #[inline(always)]
     pub(crate) unsafe fn try_alloc_handle_owned<T>(&self) -> Option<NonNull<T>> {
         let class = ClassOf::<T>::SMALL?;
-        // SAFETY: owner, per the caller.
-        let p = unsafe { self.local() }.arena.alloc(class)?;
-        self.counters().own_alloc(core::mem::size_of::<T>());
-        // SAFETY: owner, per the caller.
-        unsafe { self.retain_handle_owned() };
-        Some(p.cast())
+        // SAFETY: owner, per the caller (both calls).
+        unsafe {
+            let p = self.alloc_class_owned(class, core::mem::size_of::<T>())?;
+            self.retain_handle_owned();
+            Some(p.cast())
+        }
     }
 
     /// Frees a block from [`allocate_typed`](Self::allocate_typed) (nothing for a zero-sized
@@ -439,8 +460,7 @@ impl HeapCore {
         let class = class_of(layout.size());
         if owner {
             // SAFETY: we are the owner; the block is ours and unused (caller).
-            unsafe { self.local().arena.free(ptr, class) };
-            self.counters().own_free(counted);
+            unsafe { self.free_class_owned(ptr, class, counted) };
         } else {
             // SAFETY: the block is unused and at least 16 bytes, 16-aligned (small class).
             unsafe { self.remote.push(ptr.as_ptr().cast::<RemoteBlock>(), class) };
@@ -519,9 +539,8 @@ impl HeapCore {
     #[inline(always)]
     unsafe fn free_owned_and_release(&self, ptr: NonNull<u8>, class: usize, size: usize) {
         // SAFETY: owner, per the caller; the block is ours and unused.
-        unsafe { self.local().arena.free(ptr, class) };
+        unsafe { self.free_class_owned(ptr, class, size) };
         self.add_owner_handles(-1);
-        self.counters().own_free(size);
     }
 
     /// [`free_class_and_release`](Self::free_class_and_release) when the cached identity is

@@ -121,7 +121,7 @@ impl TaskSlot {
         true
     }
 
-    /// The task's heap to create a guard heap for: its identity.
+    /// The task's identity: the owner of every heap in the slot.
     pub(crate) fn identity(&self) -> u64 {
         self.identity
     }
