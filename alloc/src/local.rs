@@ -152,13 +152,15 @@ pub(crate) fn park(shared: &Shared, heap: NonNull<HeapCore>) -> Result<(), NonNu
     };
     // The usual case: this thread's entry exists (if its `SmartAlloc` is gone, the entry and
     // what it parks are freed when the thread's entries are next pruned, or at thread exit).
-    if existing_entry(shared.id).and_then(push) == Some(true) {
+    let existing = existing_entry(shared.id);
+    if existing.and_then(push) == Some(true) {
         return Ok(());
     }
     // Held until the heap is parked: while it lives, the `SmartAlloc` (whose drop empties the
     // shared list) cannot go.
     let Some(handle) = shared.handle.get().and_then(Weak::upgrade) else { return Err(heap) };
-    if entry(&handle).and_then(push) == Some(true) {
+    // No entry yet: make one (an existing one was full, and stays full).
+    if existing.is_none() && entry(&handle).and_then(push) == Some(true) {
         return Ok(());
     }
     let parked = shared.push_spare(heap);
