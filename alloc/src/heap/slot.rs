@@ -150,9 +150,12 @@ impl TaskSlot {
             // SAFETY: see above; the heap leaves the slot here, so it is released once.
             unsafe { HeapCore::release_owner(h) };
         }
-        for (_, h, _) in self.more.get_mut().map(|m| m.get_mut().drain(..)).into_iter().flatten() {
-            // SAFETY: as above.
-            unsafe { HeapCore::release_owner(h) };
+        // Most tasks never made `more`: no iterator to build and drop then.
+        if let Some(more) = self.more.get_mut() {
+            for (_, h, _) in more.get_mut().drain(..) {
+                // SAFETY: as above.
+                unsafe { HeapCore::release_owner(h) };
+            }
         }
     }
 }
