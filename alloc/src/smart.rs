@@ -238,11 +238,28 @@ impl SmartAlloc {
         PoolVec::new_in(&self.handle)
     }
 
-    /// A vector with room for `capacity` elements, or the error.
+    /// A vector with room for exactly `capacity` elements (no buffer for 0, like
+    /// `Vec::with_capacity`), from the current task's heap or this thread's pool. Panics if a
+    /// budget is exceeded or the size overflows.
+    ///
+    /// ```
+    /// # let alloc = framealloc_alloc::SmartAlloc::default();
+    /// let mut v = alloc.pool_vec_with_capacity::<u16>(100);
+    /// assert_eq!(v.capacity(), 100);
+    /// v.push(7);
+    /// assert_eq!(alloc.stats().pool.live_bytes, 200);
+    /// ```
+    #[inline(always)]
+    #[track_caller]
+    pub fn pool_vec_with_capacity<T>(&self, capacity: usize) -> PoolVec<T> {
+        PoolVec::with_capacity_or_fail(&self.handle, capacity)
+    }
+
+    /// A vector with room for exactly `capacity` elements, or the error (a budget, or a size
+    /// that overflows).
+    #[inline]
     pub fn try_pool_vec_with_capacity<T>(&self, capacity: usize) -> Result<PoolVec<T>, AllocError> {
-        let mut v = self.pool_vec();
-        v.try_reserve(capacity)?;
-        Ok(v)
+        PoolVec::with_capacity_in(&self.handle, capacity)
     }
 
     /// A snapshot of every kind of memory of this `SmartAlloc`, all threads and tasks.

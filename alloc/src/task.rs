@@ -146,6 +146,7 @@ impl TaskAlloc {
     }
 
     /// A vector with room for `capacity` elements. Panics if a budget is exceeded.
+    #[inline]
     #[track_caller]
     pub fn alloc_vec_with_capacity<T>(&self, capacity: usize) -> TaskVec<'_, T> {
         let mut v = self.alloc_vec();

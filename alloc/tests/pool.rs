@@ -428,3 +428,42 @@ fn framed_allocations_count_their_own_bytes() {
     drop((page, moved));
     assert_eq!(alloc.stats().pool.live_bytes, 0);
 }
+
+/// `pool_vec_with_capacity` gives exactly the capacity asked for, on every path: the task
+/// heap's class fast path, a framed buffer, a thread's pool, zero, a zero-sized `T`, and errors.
+#[test]
+fn pool_vecs_with_capacity_on_every_path() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(64 * 1024));
+    let mut cx = TaskContext::new();
+    let escaped = cx.enter(|| {
+        let mut small = alloc.pool_vec_with_capacity::<u32>(100); // 400 B: a class block
+        let mut large = alloc.pool_vec_with_capacity::<u8>(5000); // framed
+        assert_eq!((small.capacity(), large.capacity()), (100, 5000));
+        small.extend(0..100);
+        large.push(9);
+        assert_eq!(alloc.stats().task.live_bytes, 400 + 5000);
+        small.push(100); // grows past its first buffer
+        assert_eq!(small.iter().sum::<u32>(), 5050);
+        let none = alloc.pool_vec_with_capacity::<u64>(0);
+        let units = alloc.pool_vec_with_capacity::<()>(7);
+        assert_eq!((none.capacity(), units.capacity()), (0, usize::MAX));
+        let e = alloc.try_pool_vec_with_capacity::<u8>(1 << 20).unwrap_err();
+        assert!(e.is_budget(), "{e}");
+        let e = alloc.try_pool_vec_with_capacity::<u64>(usize::MAX / 4).unwrap_err();
+        assert!(e.is_capacity_overflow(), "{e}");
+        drop(large);
+        small
+    });
+    cx.release();
+    assert_eq!(alloc.stats().heaps_alive, 1, "the escaped vector keeps its heap");
+    assert_eq!(escaped.len(), 101);
+    drop(escaped);
+    let s = alloc.stats();
+    assert_eq!((s.task.live_bytes, s.heaps_alive), (0, 0));
+
+    // Outside any task: this thread's pool.
+    let v = alloc.pool_vec_with_capacity::<u16>(3);
+    assert_eq!((v.capacity(), alloc.stats().pool.live_bytes), (3, 6));
+    drop(v);
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+}

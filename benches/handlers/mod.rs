@@ -86,8 +86,7 @@ pub async fn bytes_mimalloc() -> u64 {
 
 pub async fn bytes_pool(alloc: SmartAlloc) -> u64 {
     let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
-        let mut v = alloc.pool_vec();
-        v.reserve(SIZES[i]);
+        let mut v = alloc.pool_vec_with_capacity(SIZES[i]);
         v.push(7);
         v
     });
@@ -98,8 +97,7 @@ pub async fn bytes_pool(alloc: SmartAlloc) -> u64 {
 pub async fn bytes_task_alloc(alloc: SmartAlloc) -> u64 {
     let task = TaskAlloc::new(&alloc);
     let held: [framealloc::TaskVec<'_, u8>; ALLOCS] = std::array::from_fn(|i| {
-        let mut v = task.alloc_vec();
-        v.reserve(SIZES[i]);
+        let mut v = task.alloc_vec_with_capacity(SIZES[i]);
         v.push(7);
         v
     });

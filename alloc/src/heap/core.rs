@@ -268,6 +268,21 @@ impl HeapCore {
         }
     }
 
+    /// The owner's class fast path for a run-time `class` of `size` bytes, with a handle
+    /// counted for the block: `None` (nothing done) when the class needs a refill.
+    ///
+    /// # Safety
+    /// The caller is the owner (as for [`local`](Self::local)); `class` is `class_of(size)`.
+    #[inline(always)]
+    pub(crate) unsafe fn try_alloc_handle_owned_class(&self, class: usize, size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: owner, per the caller (both calls).
+        unsafe {
+            let p = self.alloc_class_owned(class, size)?;
+            self.retain_handle_owned();
+            Some(p)
+        }
+    }
+
     /// Frees a block from [`allocate_typed`](Self::allocate_typed) (nothing for a zero-sized
     /// `T`).
     ///

@@ -6,7 +6,8 @@
 //! its heap from creation to drop, so every buffer it grows into comes from that heap, which
 //! outlives it wherever it goes.
 
-use super::{placed, target};
+use super::{placed, slot_heap, target};
+use crate::heap::class::class_of;
 use crate::error::{fail, AllocError};
 use crate::heap::HeapCore;
 use crate::smart::AllocHandle;
@@ -56,6 +57,71 @@ impl<T> PoolVec<T> {
             return Self { ptr: NonNull::dangling(), cap: usize::MAX, len: 0, _owns: PhantomData };
         }
         Self { ptr: target(handle).cast(), cap: 0, len: 0, _owns: PhantomData }
+    }
+
+    /// A vector with room for exactly `capacity` elements (none for 0, like
+    /// `Vec::with_capacity`), on the current target heap of `handle`, or the error.
+    #[inline(always)]
+    pub(crate) fn with_capacity_in(handle: &Arc<AllocHandle>, capacity: usize) -> Result<Self, AllocError> {
+        match Self::with_capacity_fast(handle, capacity) {
+            Some(v) => Ok(v),
+            None => Self::with_capacity_slow(handle, capacity),
+        }
+    }
+
+    /// [`with_capacity_in`](Self::with_capacity_in) that panics with the error.
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn with_capacity_or_fail(handle: &Arc<AllocHandle>, capacity: usize) -> Self {
+        match Self::with_capacity_fast(handle, capacity) {
+            Some(v) => v,
+            None => Self::with_capacity_slow_or_fail(handle, capacity),
+        }
+    }
+
+    /// Inside a task of ours, a buffer every heap serves from a size class comes straight from
+    /// the task heap's class fast path: one slot lookup and one ownership decision for both
+    /// the handle and the buffer. `None` (nothing done) otherwise. An `Option` (the pointer is
+    /// its niche), so that the fast path returns the vector in registers.
+    #[inline(always)]
+    fn with_capacity_fast(handle: &Arc<AllocHandle>, capacity: usize) -> Option<Self> {
+        if is_zst::<T>() || capacity == 0 {
+            return None;
+        }
+        let layout = Layout::array::<T>(capacity).ok()?;
+        if !placed::in_class(layout) {
+            return None;
+        }
+        let heap = slot_heap(handle)?;
+        // SAFETY: a slot heap is owned by the running task (us) and kept alive by it; the
+        // class is the layout's.
+        let ptr = unsafe { heap.as_ref().try_alloc_handle_owned_class(class_of(layout.size()), layout.size()) }?;
+        // An in-class block of `layout`: `heap_of` finds its heap again.
+        Some(Self { ptr, cap: capacity, len: 0, _owns: PhantomData })
+    }
+
+    /// [`with_capacity_in`](Self::with_capacity_in) off the task heap's class fast path.
+    #[cold]
+    #[inline(never)]
+    fn with_capacity_slow(handle: &Arc<AllocHandle>, capacity: usize) -> Result<Self, AllocError> {
+        let mut v = Self::new_in(handle);
+        if v.cap.wrapping_sub(v.len) < capacity {
+            // Exactly `capacity` (no minimum), like `Vec::with_capacity`.
+            let layout = Layout::array::<T>(capacity).map_err(|_| AllocError::capacity_overflow())?;
+            v.ptr = placed::allocate(v.ptr.cast(), layout)?;
+            v.cap = capacity;
+        }
+        Ok(v)
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn with_capacity_slow_or_fail(handle: &Arc<AllocHandle>, capacity: usize) -> Self {
+        match Self::with_capacity_slow(handle, capacity) {
+            Ok(v) => v,
+            Err(e) => fail(e),
+        }
     }
 
     /// The heap this vector allocates from (`T` has a size).
