@@ -71,7 +71,9 @@ where
 #[inline(always)]
 pub fn with_task_heap<F: Future>(future: F) -> WithTaskHeap<F> {
     crate::init();
-    WithTaskHeap { future: Some(future), ctx: TaskContext::new() }
+    // The context first: with no call between, the future can go straight into place.
+    let ctx = TaskContext::new();
+    WithTaskHeap { future: Some(future), ctx }
 }
 
 pin_project! {
