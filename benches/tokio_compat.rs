@@ -16,9 +16,9 @@
 //! * `mimalloc`: `tokio::spawn`, `allocator_api2::vec::Vec::with_capacity_in` over
 //!   `mimalloc::MiMalloc` called through `GlobalAlloc` (the global allocator cannot change per
 //!   case).
-//! * `framealloc_spawn_pool`: `framealloc::tokio::spawn`, `alloc.pool_vec` + `reserve`: the
+//! * `framealloc_spawn_pool`: `framealloc::tokio::spawn`, `alloc.pool_vec_with_capacity`: the
 //!   task's own heap, created on first use and released when the task completes.
-//! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec` + `reserve`
+//! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec_with_capacity`
 //!   (the heap of a `TaskAlloc` owned by the tokio task, found through tokio's task id).
 //!
 //! A second tokio group, `tokio_request_handler_objects`, runs the same tasks on 64 fixed-size
@@ -39,9 +39,9 @@
 //! A third group, `handler_allocations_no_tokio`, times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
 //! `mimalloc`, `task_heap_lifecycle` (a `framealloc::hook::TaskContext` made, entered for the
-//! 64 `pool_vec`s and their drop, released: everything `framealloc::tokio::spawn` adds to a
+//! 64 `pool_vec_with_capacity`s and their drop, released: everything `framealloc::tokio::spawn` adds to a
 //! task), `task_heap_allocations_only` (the same 64 in a task whose heap exists already) and
-//! `task_alloc` (`TaskAlloc::new` + 64 `alloc_vec`s).
+//! `task_alloc` (`TaskAlloc::new` + 64 `alloc_vec_with_capacity`s).
 
 use criterion::{criterion_group, Criterion, Throughput};
 use framealloc::{SmartAlloc, TaskAlloc};
@@ -156,8 +156,7 @@ fn handler_allocations(c: &mut Criterion) {
             let mut ctx = framealloc::hook::TaskContext::new();
             let held = ctx.enter(|| {
                 let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
-                    let mut v = alloc.pool_vec();
-                    v.reserve(SIZES[i]);
+                    let mut v = alloc.pool_vec_with_capacity(SIZES[i]);
                     v.push(7);
                     v
                 });
@@ -174,8 +173,7 @@ fn handler_allocations(c: &mut Criterion) {
         b.iter(|| {
             ctx.enter(|| {
                 let held: [framealloc::PoolVec<u8>; ALLOCS] = std::array::from_fn(|i| {
-                    let mut v = alloc.pool_vec();
-                    v.reserve(SIZES[i]);
+                    let mut v = alloc.pool_vec_with_capacity(SIZES[i]);
                     v.push(7);
                     v
                 });
@@ -187,8 +185,7 @@ fn handler_allocations(c: &mut Criterion) {
         b.iter(|| {
             let task = TaskAlloc::new(&alloc);
             let held: [framealloc::TaskVec<'_, u8>; ALLOCS] = std::array::from_fn(|i| {
-                let mut v = task.alloc_vec();
-                v.reserve(SIZES[i]);
+                let mut v = task.alloc_vec_with_capacity(SIZES[i]);
                 v.push(7);
                 v
             });
