@@ -7,8 +7,8 @@
 //! outlives it wherever it goes.
 
 use super::{placed, slot_heap, target};
-use crate::heap::class::class_of;
 use crate::error::{fail, AllocError};
+use crate::heap::class::class_of;
 use crate::heap::HeapCore;
 use crate::smart::AllocHandle;
 use core::fmt;
@@ -114,6 +114,7 @@ impl<T> PoolVec<T> {
         Ok(v)
     }
 
+    /// [`with_capacity_slow`](Self::with_capacity_slow) that panics with the error.
     #[cold]
     #[inline(never)]
     #[track_caller]
