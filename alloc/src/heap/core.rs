@@ -260,12 +260,8 @@ impl HeapCore {
     #[inline(always)]
     pub(crate) unsafe fn try_alloc_handle_owned<T>(&self) -> Option<NonNull<T>> {
         let class = ClassOf::<T>::SMALL?;
-        // SAFETY: owner, per the caller (both calls).
-        unsafe {
-            let p = self.alloc_class_owned(class, core::mem::size_of::<T>())?;
-            self.retain_handle_owned();
-            Some(p.cast())
-        }
+        // SAFETY: owner, per the caller; the class is `T`'s.
+        unsafe { self.try_alloc_handle_owned_class(class, core::mem::size_of::<T>()) }.map(NonNull::cast)
     }
 
     /// The owner's class fast path for a run-time `class` of `size` bytes, with a handle
