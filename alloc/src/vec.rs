@@ -73,6 +73,17 @@ pub(crate) fn try_reserve<T, A: Allocator>(
     v.try_reserve(additional).map_err(|_| take_error())
 }
 
+/// Room for one more element for `push`, or the panic with the heap's error. Out of line, like
+/// `Vec`'s own growth, so that the inlined `push` stays a compare, a store and an increment.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn reserve_one<T, A: Allocator>(v: &mut allocator_api2::vec::Vec<T, A>) {
+    if let Err(e) = try_reserve(v, 1) {
+        crate::error::fail(e)
+    }
+}
+
 /// The first allocation of an empty vector (the usual case for short-lived buffers): one
 /// exact allocation instead of the amortized-growth path. Same minimum capacity as
 /// `allocator-api2` (and `std`).
@@ -120,9 +131,7 @@ macro_rules! heap_vec_methods {
         #[track_caller]
         pub fn push(&mut self, value: T) {
             if self.$inner.len() == self.$inner.capacity() {
-                if let Err(e) = crate::vec::try_reserve(&mut self.$inner, 1) {
-                    crate::error::fail(e)
-                }
+                crate::vec::reserve_one(&mut self.$inner);
             }
             self.$inner.push(value);
         }

@@ -228,13 +228,21 @@ impl<T> PoolVec<T> {
     #[track_caller]
     pub fn push(&mut self, value: T) {
         if self.len == self.cap {
-            if let Err(e) = self.grow(1) {
-                fail(e)
-            }
+            self.grow_one();
         }
         // SAFETY: `len < cap`: room for one more element.
         unsafe { self.data().add(self.len).write(value) };
         self.len += 1;
+    }
+
+    /// Room for one more element for [`push`](Self::push), or the panic.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn grow_one(&mut self) {
+        if let Err(e) = self.grow(1) {
+            fail(e)
+        }
     }
 
     /// Appends `value`, or gives it back with the error if the vector cannot grow.
