@@ -15,9 +15,10 @@ pub struct KindStats {
     /// Bytes of allocations alive now (requested sizes; not chunks held or cached).
     /// Zero-sized values take no memory and are not counted.
     pub live_bytes: u64,
-    /// Highest `live_bytes` seen. Exact for a single arena or heap (its peak is recorded
-    /// before every free and at every scope exit); over several arenas or heaps, the highest
-    /// of their sum seen by `stats()` calls, and never below any single one's peak.
+    /// Highest `live_bytes` seen. Exact for a single arena or heap (its peak is recorded at
+    /// the first free after an allocation and at every scope exit); over several arenas or
+    /// heaps, the highest of their sum seen by `stats()` calls, and never below any single
+    /// one's peak.
     pub high_water_bytes: u64,
     /// Allocations made so far (not counting zero-sized values).
     pub allocations: u64,
@@ -61,6 +62,9 @@ pub(crate) struct Counters {
     other_live: AtomicI64,
     other_allocs: AtomicU64,
     peak: AtomicU64,
+    /// `own_allocs` when the owner last recorded the peak: live bytes can only have risen
+    /// above it since if the owner allocated since (a non-owner records its own peaks).
+    peak_allocs: AtomicU64,
     /// Bytes held from the system (chunks and large blocks), for budgets.
     pub(crate) held: AtomicU64,
     /// Chunks quarantined (frame) or retained (released heap with escapees).
@@ -78,6 +82,7 @@ impl Counters {
             other_live: AtomicI64::new(0),
             other_allocs: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            peak_allocs: AtomicU64::new(0),
             held: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             parked: core::sync::atomic::AtomicBool::new(false),
@@ -91,15 +96,26 @@ impl Counters {
         self.own_allocs.store(self.own_allocs.load(Relaxed) + 1, Relaxed);
     }
 
-    /// Owner freed `bytes`; records the peak first (live only grows between frees).
+    /// Owner freed `bytes`; records the peak first if the owner allocated since it last did
+    /// (live bytes only grow through allocations, and a non-owner's record their own peak).
     #[inline]
     pub(crate) fn own_free(&self, bytes: usize) {
         let own = self.own_live.load(Relaxed);
+        let allocs = self.own_allocs.load(Relaxed);
+        if allocs != self.peak_allocs.load(Relaxed) {
+            self.record_own_peak(own, allocs);
+        }
+        self.own_live.store(own - bytes as i64, Relaxed);
+    }
+
+    /// The peak part of [`own_free`](Self::own_free): once per run of frees.
+    #[inline]
+    fn record_own_peak(&self, own: i64, allocs: u64) {
         let live = own + self.other_live.load(Relaxed);
         if live > 0 && live as u64 > self.peak.load(Relaxed) {
             self.peak.store(live as u64, Relaxed);
         }
-        self.own_live.store(own - bytes as i64, Relaxed);
+        self.peak_allocs.store(allocs, Relaxed);
     }
 
     /// A frame scope that made `allocations` of `bytes` ended: they were all alive together
@@ -172,5 +188,36 @@ mod tests {
         assert_eq!(c.live(), 10);
         assert_eq!(c.allocations(), 3);
         assert_eq!(c.peak(), 150);
+    }
+
+    #[test]
+    fn peak_is_recorded_once_per_run_of_frees_and_never_missed() {
+        let c = Counters::new(Kind::Task);
+        // A rise, then a run of frees: the top is recorded at the first free.
+        c.own_alloc(100);
+        c.own_alloc(20);
+        c.own_free(100);
+        c.own_free(20);
+        assert_eq!(c.peak.load(Relaxed), 120);
+        // A lower rise changes nothing; a higher one after a free is caught again.
+        c.own_alloc(60);
+        c.own_free(60);
+        c.own_alloc(90);
+        c.own_alloc(50);
+        c.own_free(50);
+        assert_eq!(c.peak.load(Relaxed), 140);
+        // A non-owner's allocation counts with what the owner holds (90 + 200), and the owner's
+        // next frees (no owner allocation since its last record) leave it alone.
+        c.other_alloc(200);
+        c.own_free(90);
+        c.other_free(200);
+        assert_eq!(c.peak.load(Relaxed), 290);
+        // A scope's burst, then an owner allocation on top of a non-owner's.
+        c.scope_ended(3, 400);
+        assert_eq!(c.peak.load(Relaxed), 400);
+        c.other_alloc(300);
+        c.own_alloc(250);
+        c.own_free(250);
+        assert_eq!((c.peak(), c.live()), (550, 300));
     }
 }
