@@ -60,6 +60,15 @@ impl TaskSlot {
         self.heap_for_slow(shared)
     }
 
+    /// [`heap_for`](Self::heap_for) without the slow path: `None` unless the task's first
+    /// heap is the one (the caller falls back to a path that calls `heap_for`).
+    #[inline(always)]
+    pub(crate) fn cached_heap_for(&self, id: u64) -> Option<NonNull<HeapCore>> {
+        let (first_id, h) = self.first.get()?;
+        // SAFETY: heaps in the slot are owned by this task and live until released here.
+        (first_id == id && !unsafe { h.as_ref() }.guard_ended()).then_some(h)
+    }
+
     #[cold]
     #[inline(never)]
     fn heap_for_slow(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {

@@ -1,6 +1,6 @@
 //! [`PoolBox`]: one value from a pool or the current task's heap.
 
-use super::{placed, slot_heap, target_outside_task};
+use super::{cached_slot_heap, placed, slot_heap, target_outside_task};
 use crate::error::AllocError;
 use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
@@ -44,7 +44,8 @@ impl<T> PoolBox<T> {
             // block after the call, instead of on the stack first and copied over after.
             Self::allocate(handle)?
         } else {
-            let fast = slot_heap(handle).and_then(|heap| {
+            // The task's heap is looked up again on the slow path: no call here.
+            let fast = cached_slot_heap(handle).and_then(|heap| {
                 // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
                 unsafe { heap.as_ref().try_alloc_handle_owned::<T>() }
             });
@@ -66,7 +67,7 @@ impl<T> PoolBox<T> {
     /// A block for a (non-zero-sized) `T` with its handle counted, out of line.
     #[inline(never)]
     fn allocate(handle: &Arc<AllocHandle>) -> Result<NonNull<T>, AllocError> {
-        let fast = slot_heap(handle).and_then(|heap| {
+        let fast = cached_slot_heap(handle).and_then(|heap| {
             // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
             unsafe { heap.as_ref().try_alloc_handle_owned::<T>() }
         });

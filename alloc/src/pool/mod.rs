@@ -29,6 +29,13 @@ pub(crate) fn slot_heap(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> 
     identity::with_slot(|slot| Some(slot?.heap_for(handle.id, &handle.shared)))
 }
 
+/// [`slot_heap`] if the task already made it and it is the task's first heap (no call): `None`
+/// otherwise, for fast paths whose fallback finds the heap again.
+#[inline(always)]
+pub(crate) fn cached_slot_heap(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> {
+    identity::with_slot(|slot| slot?.cached_heap_for(handle.id))
+}
+
 /// Where a `pool_*` call on `handle` allocates outside a task of ours, with one handle
 /// counted: an open guard's heap, else this thread's pool.
 #[inline(never)]

@@ -6,7 +6,7 @@
 //! its heap from creation to drop, so every buffer it grows into comes from that heap, which
 //! outlives it wherever it goes.
 
-use super::{placed, slot_heap, target};
+use super::{cached_slot_heap, placed, target};
 use crate::error::{fail, AllocError};
 use crate::heap::class::class_of;
 use crate::heap::HeapCore;
@@ -92,7 +92,7 @@ impl<T> PoolVec<T> {
         if !placed::in_class(layout) {
             return None;
         }
-        let heap = slot_heap(handle)?;
+        let heap = cached_slot_heap(handle)?;
         // SAFETY: a slot heap is owned by the running task (us) and kept alive by it; the
         // class is the layout's.
         let ptr = unsafe { heap.as_ref().try_alloc_handle_owned_class(class_of(layout.size()), layout.size()) }?;
