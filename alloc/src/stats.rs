@@ -97,7 +97,8 @@ impl Counters {
     }
 
     /// Owner freed `bytes`; records the peak first if the owner allocated since it last did
-    /// (live bytes only grow through allocations, and a non-owner's record their own peak).
+    /// (live bytes only grow through allocations, and a non-owner's allocations record the peak
+    /// themselves).
     #[inline]
     pub(crate) fn own_free(&self, bytes: usize) {
         let own = self.own_live.load(Relaxed);

@@ -51,13 +51,10 @@ impl TaskSlot {
     /// caller is running as this task (inside `enter`), so it is the heap's owner.
     #[inline(always)]
     pub(crate) fn heap_for(&self, id: u64, shared: &Arc<Shared>) -> NonNull<HeapCore> {
-        if let Some((first_id, h)) = self.first.get() {
-            // SAFETY: heaps in the slot are owned by this task and live until released here.
-            if first_id == id && !unsafe { h.as_ref() }.guard_ended() {
-                return h;
-            }
+        match self.cached_heap_for(id) {
+            Some(h) => h,
+            None => self.heap_for_slow(shared),
         }
-        self.heap_for_slow(shared)
     }
 
     /// [`heap_for`](Self::heap_for) without the slow path: `None` unless the task's first
