@@ -391,6 +391,43 @@ fn pool_vecs_grow_move_and_drop() {
     assert_eq!((s.pool.live_bytes, s.heaps_alive), (0, 0));
 }
 
+/// A vector with no buffer (its pointer word holds its heap) still gives empty slices whose
+/// pointer is non-null and aligned for its element, whatever the alignment, in and out of a
+/// task; `into_inner`, `pop`, `truncate` and dropping it touch no element.
+#[test]
+fn empty_pool_vecs_give_aligned_empty_slices() {
+    fn check<T>(alloc: &SmartAlloc, make: fn() -> T) {
+        let mut v = alloc.pool_vec::<T>();
+        let align = std::mem::align_of::<T>();
+        assert!(v.is_empty() && v.iter().next().is_none());
+        assert_eq!(v.as_ptr() as usize % align, 0, "{}", std::any::type_name::<T>());
+        assert_eq!(v.as_mut_slice().as_mut_ptr() as usize % align, 0);
+        assert!(v.pop().is_none());
+        v.truncate(0);
+        v.push(make());
+        assert_eq!((v.len(), v.as_ptr() as usize % align), (1, 0));
+        assert!(alloc.pool_vec::<T>().into_inner().is_empty());
+    }
+    #[repr(align(8))]
+    struct ZeroSizedAligned;
+    let alloc = SmartAlloc::default();
+    let all = |alloc: &SmartAlloc| {
+        check(alloc, || 1u8);
+        check(alloc, || 1u64);
+        check(alloc, || 1u128);
+        check(alloc, || Page([1; 16]));
+        check(alloc, || ());
+        check(alloc, || ZeroSizedAligned);
+        check(alloc, || [0u64; 0]);
+    };
+    all(&alloc);
+    let mut cx = TaskContext::new();
+    cx.enter(|| all(&alloc));
+    drop(cx);
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.live_bytes, s.heaps_alive), (0, 0, 0));
+}
+
 #[test]
 fn pool_vec_growth_errors_instead_of_aborting() {
     let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(64 * 1024));

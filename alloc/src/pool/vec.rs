@@ -144,9 +144,15 @@ impl<T> PoolVec<T> {
         unsafe { Layout::from_size_align_unchecked(cap * mem::size_of::<T>(), mem::align_of::<T>()) }
     }
 
+    /// Where the elements are. With no buffer, the pointer word (the heap) serves as the
+    /// empty slice's pointer whenever the heap's alignment suffices for `T`, so that reads
+    /// and `push` need no branch: a slice of no elements only needs a non-null, aligned
+    /// pointer, and no element is read or written through it (`len` stays 0 until a buffer
+    /// exists). Zero-sized `T`s (whose pointer word is not aligned for them) get `T`'s own
+    /// dangling pointer; both tests are decided at compile time.
     #[inline(always)]
     fn data(&self) -> *mut T {
-        if is_zst::<T>() || self.cap == 0 {
+        if is_zst::<T>() || (mem::align_of::<T>() > mem::align_of::<HeapCore>() && self.cap == 0) {
             NonNull::<T>::dangling().as_ptr()
         } else {
             self.ptr.as_ptr().cast()
@@ -319,7 +325,7 @@ impl<T> PoolVec<T> {
     /// The elements as a slice.
     #[inline]
     pub fn as_slice(&self) -> &[T] {
-        // SAFETY: `len` initialised elements at `data()` (dangling and aligned when empty).
+        // SAFETY: `len` initialised elements at `data()` (non-null and aligned when empty).
         unsafe { core::slice::from_raw_parts(self.data(), self.len) }
     }
 
