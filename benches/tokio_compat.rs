@@ -246,6 +246,7 @@ fn paired() {
 criterion_group!(benches, request_handlers, request_handler_objects, handler_allocations);
 
 fn main() {
+    settle_system_allocator();
     // A name filter on the command line that does not ask for "paired" skips the comparison.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     benches();

@@ -53,6 +53,7 @@ fn run(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, case: &
 }
 
 fn main() {
+    settle_system_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime");
     let alloc = SmartAlloc::new(Default::default());

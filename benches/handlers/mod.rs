@@ -32,6 +32,23 @@ pub const SIZES: [usize; ALLOCS] = {
     s
 };
 
+/// Puts glibc's `malloc` (the system allocator, and tokio's for its own task cells in every
+/// case) in the state of a process that has run for a while, whatever launched it: one large
+/// block, `mmap`ed, freed. glibc then raises its dynamic mmap threshold to the block's size and
+/// its trim threshold to twice that (`mallopt(3)`), so it stops handing the top of its heap
+/// back to the kernel after every batch of tasks and faulting it in again.
+///
+/// Without it the results depend on the launcher. `cargo bench` runs in this state already
+/// (criterion runs `cargo metadata` at start-up and frees its large output); the same binary
+/// started by hand keeps the 128 KiB default. There, trimming adds about 170 µs per batch to
+/// every case alike (tokio's own task cells), which makes tokio's floor about 2.3x slower and
+/// pulls every ratio towards 1 (the system allocator's from about 2.2x to 1.5x). A
+/// long-running server is in the settled state. Elsewhere than glibc this is one harmless
+/// allocation.
+pub fn settle_system_allocator() {
+    drop(black_box(Vec::<u8>::with_capacity(4 << 20)));
+}
+
 /// mimalloc as an `allocator-api2` allocator.
 #[derive(Clone, Copy)]
 pub struct Mi;
