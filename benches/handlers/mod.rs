@@ -40,11 +40,12 @@ pub const SIZES: [usize; ALLOCS] = {
 ///
 /// Without it the results depend on the launcher. `cargo bench` runs in this state already
 /// (criterion runs `cargo metadata` at start-up and frees its large output); the same binary
-/// started by hand keeps the 128 KiB default. There, trimming adds about 170 µs per batch to
-/// every case alike (tokio's own task cells), which makes tokio's floor about 2.3x slower and
-/// pulls every ratio towards 1 (the system allocator's from about 2.2x to 1.5x). A
-/// long-running server is in the settled state. Elsewhere than glibc this is one harmless
-/// allocation.
+/// started by hand keeps the 128 KiB default. There, trimming adds about 170–230 µs per batch
+/// to every case (tokio's own task cells come from the system allocator too), which makes
+/// tokio's floor about 2.3x slower and pulls every ratio towards 1 (the system allocator's
+/// from about 2.2x to 1.5x). Any process that has freed a block above 128 KiB, as
+/// long-running servers do, is in the settled state. Elsewhere than glibc this is one
+/// harmless allocation.
 pub fn settle_system_allocator() {
     drop(black_box(Vec::<u8>::with_capacity(4 << 20)));
 }
