@@ -27,7 +27,9 @@
 //! and `tokio::spawn` + `TaskAlloc::alloc_box`.
 //!
 //! tokio's own per-task costs (its task allocation, scheduling, the `JoinHandle`) are in every
-//! case (`no_alloc` measures them): the differences are the allocator's.
+//! case (`no_alloc` measures them): the differences are the allocator's. `main` first frees
+//! one 4 MiB block (`handlers::settle_system_allocator`), so that glibc's heap-trim threshold,
+//! which tokio's own allocations feel too, is the same however the binary is started.
 //!
 //! After the criterion groups, a **paired comparison** (`paired`) runs all cases of each
 //! workload round-robin, 120 rounds, the order rotated every round, and prints each case's
