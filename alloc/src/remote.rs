@@ -12,7 +12,8 @@
 //!   handles in a plain integer (no atomics on the fast path); other threads decrement the
 //!   atomic. When the owner goes away it folds its plain count into the atomic and drops the
 //!   bias. Whoever brings the atomic to zero frees the heap: the owner at release if nothing
-//!   escaped, else the thread dropping the last escaped handle.
+//!   escaped, else the thread dropping the last escaped handle. (When no handle is alive at
+//!   all, the owner sees the bare bias with a load and frees without the read-modify-write.)
 //!
 //! Ordering: a remote free pushes its block *before* it decrements `EscapeRefs` (`AcqRel`), and
 //! the thread that observes zero has acquired every earlier push and write, so it can free the
@@ -100,6 +101,15 @@ impl EscapeRefs {
     /// if it dropped handles that non-owners made). Returns `true` if nothing is left and the
     /// caller must free the heap.
     pub(crate) fn release_owner(&self, owner_count: isize) -> bool {
+        // The usual end of a task heap: no handle alive anywhere (the owner counts none and
+        // the atomic holds the bias alone). Handles are made only by the owner (the caller,
+        // not any more) or through a live handle, so none can appear or go now, and a load
+        // decides without a read-modify-write; `Acquire` takes in the remote decrements that
+        // led to this value, and what each did before it, as the RMW would. The count keeps
+        // the bias, which reads as "nothing escaped" like zero does.
+        if owner_count == 0 && self.count.load(Ordering::Acquire) == OWNER_BIAS {
+            return true;
+        }
         let delta = OWNER_BIAS - owner_count;
         self.count.fetch_sub(delta, Ordering::AcqRel) == delta
     }
@@ -234,6 +244,37 @@ mod loom_tests {
             seen.extend(free_list(heap.list.take_all()));
             seen.sort_unstable();
             assert_eq!(seen, vec![0, 1]);
+        });
+    }
+
+    /// The owner releases with no handle counted while the only other handle (made on
+    /// another thread) is dropped there: the owner's load-only release and the remote
+    /// decrement race, and exactly one of them frees, after the block is on the list.
+    #[test]
+    fn loom_owner_release_without_own_handles_races_the_last_remote_drop() {
+        loom::model(|| {
+            let heap = Arc::new(Heap { list: RemoteFreeList::new(), refs: EscapeRefs::new() });
+            let frees = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            heap.refs.retain_remote();
+            let remote = {
+                let heap = heap.clone();
+                let frees = frees.clone();
+                let b = block() as usize;
+                thread::spawn(move || {
+                    // SAFETY: a fresh block, given to the list.
+                    unsafe { heap.list.push(b as *mut RemoteBlock, 7) };
+                    if heap.refs.release_remote() {
+                        assert_eq!(free_list(heap.list.take_all()), vec![7]);
+                        frees.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            if heap.refs.release_owner(0) {
+                assert_eq!(free_list(heap.list.take_all()), vec![7]);
+                frees.fetch_add(1, Ordering::Relaxed);
+            }
+            remote.join().unwrap();
+            assert_eq!(frees.load(Ordering::Relaxed), 1, "the heap is freed exactly once");
         });
     }
 

@@ -258,3 +258,60 @@ fn released_heaps_are_parked_and_reused_on_the_same_thread() {
     let t = TaskAlloc::new(&alloc);
     assert_eq!(t.live_bytes(), 0);
 }
+
+/// Fills most of one 16 KiB chunk with 512-byte boxes (headers and granule ends aside).
+fn fill_most_of_a_chunk(t: &TaskAlloc) -> Vec<TaskBox<'_, [u8; 512]>> {
+    (0..24).map(|i| t.try_alloc_box([i as u8; 512]).expect("fits in the heap's one chunk")).collect()
+}
+
+/// A parked heap keeps its arena as it is only when every block went back to its free lists;
+/// blocks forgotten, or freed by another thread, make it start from an empty chunk again.
+/// With a budget of one chunk, a second chunk (any block lost on the way) is an error.
+#[test]
+fn parked_heap_is_reset_unless_every_block_is_back_on_its_lists() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(16 * 1024));
+    // Freed by the owner: the blocks are on the lists, and the next user gets them again.
+    for _ in 0..scale(100) {
+        let t = TaskAlloc::new(&alloc);
+        drop(fill_most_of_a_chunk(&t));
+    }
+    // Forgotten: they are not on any list, and only a reset gives their room back.
+    for _ in 0..scale(100) {
+        let t = TaskAlloc::new(&alloc);
+        fill_most_of_a_chunk(&t).into_iter().for_each(core::mem::forget);
+    }
+    // Freed by another thread: on the heap's remote list, which a reset drops.
+    for _ in 0..scale(100) {
+        let t = TaskAlloc::new(&alloc);
+        let boxes = fill_most_of_a_chunk(&t);
+        std::thread::scope(|s| {
+            s.spawn(move || drop(boxes));
+        });
+    }
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.task.live_bytes), (0, 0));
+}
+
+/// Short tasks of changing sizes on one thread: the kept arena fills with free blocks of other
+/// sizes, the heap takes a second chunk, and its next release trims it back to one. Two
+/// chunks at most, whatever the mix.
+#[test]
+fn parked_heap_memory_stays_bounded_over_changing_sizes() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(2 * 16 * 1024));
+    const SIZES: [usize; 6] = [48, 96, 200, 400, 1000, 3000];
+    for round in 0..scale(300) {
+        let t = TaskAlloc::new(&alloc);
+        let size = SIZES[round % SIZES.len()];
+        let bufs: Vec<_> = (0..12_000 / size)
+            .map(|_| {
+                let mut v = t.alloc_vec::<u8>();
+                v.try_reserve(size).expect("two chunks are enough for one short task");
+                v.push(round as u8);
+                v
+            })
+            .collect();
+        assert!(bufs.iter().all(|v| v[0] == round as u8));
+    }
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.task.live_bytes), (0, 0));
+}
