@@ -264,9 +264,9 @@ fn fill_most_of_a_chunk(t: &TaskAlloc) -> Vec<TaskBox<'_, [u8; 512]>> {
     (0..24).map(|i| t.try_alloc_box([i as u8; 512]).expect("fits in the heap's one chunk")).collect()
 }
 
-/// A parked heap keeps its arena as it is only when every block went back to its free lists;
-/// blocks forgotten, or freed by another thread, make it start from an empty chunk again.
-/// With a budget of one chunk, a second chunk (any block lost on the way) is an error.
+/// A released heap is whole again for its next user, whatever the last one did with its
+/// blocks: freed them, forgot them, or had another thread free them. With a budget of one
+/// chunk, any room lost on the way (a second chunk) is an error.
 #[test]
 fn parked_heap_is_reset_unless_every_block_is_back_on_its_lists() {
     let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(16 * 1024));
@@ -292,9 +292,8 @@ fn parked_heap_is_reset_unless_every_block_is_back_on_its_lists() {
     assert_eq!((s.heaps_alive, s.task.live_bytes), (0, 0));
 }
 
-/// Short tasks of changing sizes on one thread: the kept arena fills with free blocks of other
-/// sizes, the heap takes a second chunk, and its next release trims it back to one. Two
-/// chunks at most, whatever the mix.
+/// Short tasks of changing sizes on one thread reuse one parked heap without its memory
+/// growing: free blocks of earlier sizes never pile up into more chunks (a budget of two).
 #[test]
 fn parked_heap_memory_stays_bounded_over_changing_sizes() {
     let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(2 * 16 * 1024));
