@@ -26,6 +26,11 @@
 //! system `Box::new`, mimalloc `Box::new_in`, `framealloc::tokio::spawn` + `alloc.pool_box`,
 //! and `tokio::spawn` + `TaskAlloc::alloc_box`.
 //!
+//! A third tokio group, `tokio_small_tasks`, runs small tasks: one 64-byte request-state
+//! object each (system `Box::new`, mimalloc `Box::new_in`, `pool_box`, `TaskAlloc::alloc_box`;
+//! `no_alloc` keeps it inline). There the per-task costs of a heap (taking one at the first
+//! allocation, giving it back at the end) are not spread over 64 allocations.
+//!
 //! tokio's own per-task costs (its task allocation, scheduling, the `JoinHandle`) are in every
 //! case (`no_alloc` measures them): the differences are the allocator's. `main` first frees
 //! one 4 MiB block (`handlers::settle_system_allocator`), so that glibc's heap-trim threshold,
@@ -38,7 +43,7 @@
 //! these ratios are steadier than ones taken across separate criterion runs; the README
 //! reports them. `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
 //!
-//! A third group, `handler_allocations_no_tokio`, times the allocation work of one handler
+//! A last group, `handler_allocations_no_tokio`, times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
 //! `mimalloc`, `task_heap_lifecycle` (a `framealloc::hook::TaskContext` made, entered for the
 //! 64 `pool_vec_with_capacity`s and their drop, released: everything `framealloc::tokio::spawn` adds to a
@@ -70,13 +75,13 @@ fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> toki
 type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
 /// The five cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
-/// tokio alone, system, mimalloc, `framealloc::tokio::spawn` + `pool_*` (the task's heap),
-/// `tokio::spawn` + `TaskAlloc`.
+/// tokio alone (`$none`: the same task without allocation), system, mimalloc,
+/// `framealloc::tokio::spawn` + `pool_*` (the task's heap), `tokio::spawn` + `TaskAlloc`.
 macro_rules! cases {
-    ($rt:expr, $alloc:expr, $system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident) => {{
+    ($rt:expr, $alloc:expr, $none:ident, $system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident) => {{
         let (rt, alloc, expect) = ($rt, $alloc, (TASKS * ALLOCS * 7) as u64);
         let cases: Vec<Case> = vec![
-            ("no_alloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn(no_alloc())))),
+            ("no_alloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($none())))),
             ("system", Box::new(move || run_tasks(rt, expect, || tokio::spawn($system())))),
             ("mimalloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($mimalloc())))),
             (
@@ -113,14 +118,14 @@ fn bench_cases(c: &mut Criterion, group: &str, cases: &[Case], alloc: &SmartAllo
 /// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc);
+    let cases = cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc);
     bench_cases(c, "tokio_request_handler", &cases, &alloc);
 }
 
 /// The object workload on tokio.
 fn request_handler_objects(c: &mut Criterion) {
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc);
+    let cases = cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc);
     bench_cases(c, "tokio_request_handler_objects", &cases, &alloc);
 }
 
@@ -207,8 +212,9 @@ fn paired() {
     const BATCH: u32 = 8;
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
     let workloads = [
-        ("byte buffers", cases!(&rt, &alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
-        ("objects", cases!(&rt, &alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
+        ("byte buffers", cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
+        ("small tasks", cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_pool, small_task_alloc)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -245,7 +251,14 @@ fn paired() {
     assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
 }
 
-criterion_group!(benches, request_handlers, request_handler_objects, handler_allocations);
+/// The small-task workload on tokio.
+fn small_tasks(c: &mut Criterion) {
+    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
+    let cases = cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_pool, small_task_alloc);
+    bench_cases(c, "tokio_small_tasks", &cases, &alloc);
+}
+
+criterion_group!(benches, request_handlers, request_handler_objects, small_tasks, handler_allocations);
 
 fn main() {
     settle_system_allocator();

@@ -10,8 +10,10 @@
 //! ```
 //!
 //! The difference of the two totals over 20 × 256 tasks is the cost per task. Workloads:
-//! `bytes`, `objects`; cases: `no_alloc`, `system`, `mimalloc`, `framealloc` (per-task heap,
-//! `pool_*`), `task_alloc` (`TaskAlloc` in a plain tokio task). Run without arguments, it runs
+//! `bytes`, `objects`, `small` (one 64-byte object per task); cases: `no_alloc`, `system`,
+//! `mimalloc`, `framealloc` (per-task heap, `pool_*`), `task_alloc` (`TaskAlloc` in a plain
+//! tokio task), `wrapper_only` (`framealloc::tokio::spawn` of the `no_alloc` handler: what the
+//! wrapper costs a task that allocates nothing). Run without arguments, it runs
 //! every case once and prints the wall time of each (a smoke test, not a benchmark).
 
 #[path = "../benches/handlers/mod.rs"]
@@ -24,7 +26,14 @@ fn spawn_one(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, c
     let _guard = rt.enter();
     let a = alloc.clone();
     match (workload, case) {
+        ("small", "no_alloc") => tokio::spawn(small_no_alloc()),
+        ("small", "system") => tokio::spawn(small_system()),
+        ("small", "mimalloc") => tokio::spawn(small_mimalloc()),
+        ("small", "framealloc") => framealloc::tokio::spawn(small_pool(a)),
+        ("small", "task_alloc") => tokio::spawn(small_task_alloc(a)),
+        ("small", "wrapper_only") => framealloc::tokio::spawn(small_no_alloc()),
         (_, "no_alloc") => tokio::spawn(no_alloc()),
+        (_, "wrapper_only") => framealloc::tokio::spawn(no_alloc()),
         ("bytes", "system") => tokio::spawn(bytes_system()),
         ("bytes", "mimalloc") => tokio::spawn(bytes_mimalloc()),
         ("bytes", "framealloc") => framealloc::tokio::spawn(bytes_pool(a)),
@@ -63,8 +72,8 @@ fn main() {
             run(&rt, &alloc, workload, case, rounds);
         }
         [] => {
-            for workload in ["bytes", "objects"] {
-                for case in ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc"] {
+            for workload in ["bytes", "objects", "small"] {
+                for case in ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc", "wrapper_only"] {
                     let start = std::time::Instant::now();
                     run(&rt, &alloc, workload, case, 1);
                     println!("{workload:8} {case:12} {:>8.1?}", start.elapsed());

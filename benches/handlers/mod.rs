@@ -7,6 +7,10 @@
 //! 256 bytes (`SIZES`), one byte pushed into each. `objects_*`: 16 each of 16, 64, 128 and
 //! 256-byte request-state objects. `no_alloc` is the same shape on inline arrays: tokio's own
 //! cost. Every handler returns the sum of the first bytes, `ALLOCS * 7`.
+//!
+//! `small_*` are small tasks instead: one 64-byte request-state object, held across the yield
+//! (`small_no_alloc` keeps it inline). They return its first byte times `ALLOCS`, the same
+//! `ALLOCS * 7`, so that every workload has one expected sum.
 
 #![allow(dead_code)] // each includer uses its own subset
 
@@ -121,6 +125,37 @@ pub async fn bytes_task_alloc(alloc: SmartAlloc) -> u64 {
     });
     tokio::task::yield_now().await;
     black_box(&held).iter().map(|v| u64::from(v[0])).sum()
+}
+
+/// The small-task workload: one 64-byte request-state object made with `$make`, held across
+/// one yield, read back and freed.
+macro_rules! small_handler {
+    ($make:expr) => {{
+        let state = $make([7u8; 64]);
+        tokio::task::yield_now().await;
+        u64::from(black_box(&state)[0]) * ALLOCS as u64
+    }};
+}
+
+pub async fn small_no_alloc() -> u64 {
+    small_handler!(|v| v)
+}
+
+pub async fn small_system() -> u64 {
+    small_handler!(Box::new)
+}
+
+pub async fn small_mimalloc() -> u64 {
+    small_handler!(|v| allocator_api2::boxed::Box::new_in(v, Mi))
+}
+
+pub async fn small_pool(alloc: SmartAlloc) -> u64 {
+    small_handler!(|v| alloc.pool_box(v))
+}
+
+pub async fn small_task_alloc(alloc: SmartAlloc) -> u64 {
+    let task = TaskAlloc::new(&alloc);
+    small_handler!(|v| task.alloc_box(v))
 }
 
 /// The object workload: 64 request-state objects of four fixed sizes (16 each of 16, 64, 128
