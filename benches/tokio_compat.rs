@@ -111,6 +111,11 @@ fn bench_cases(c: &mut Criterion, group: &str, cases: &[Case], alloc: &SmartAllo
         g.bench_function(*name, |b| b.iter(run));
     }
     g.finish();
+    assert_nothing_left(alloc);
+}
+
+/// Every task heap went back and no `pool_*` call fell outside a task heap.
+fn assert_nothing_left(alloc: &SmartAlloc) {
     let s = alloc.stats();
     assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
 }
@@ -247,8 +252,7 @@ fn paired() {
             );
         }
     }
-    let s = alloc.stats();
-    assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+    assert_nothing_left(&alloc);
 }
 
 /// The small-task workload on tokio.
