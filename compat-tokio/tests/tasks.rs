@@ -458,3 +458,76 @@ fn join_set_tasks_with_task_heaps() {
         assert_eq!(alloc.stats().pool.allocations, 0);
     });
 }
+
+/// A future larger than `BOX_FUTURES_ABOVE` (so `spawn` and `spawn_local` box it): 1 KiB of
+/// inline state held across an await, a pool box from the task's heap, and a `DropProbe`.
+/// Completes with the state's checksum plus the box's value, or waits forever when `park`.
+async fn large_task(a: SmartAlloc, probe: oneshot::Sender<bool>, park: bool) -> u64 {
+    let _probe = DropProbe { alloc: a.clone(), ran_as_task: Some(probe) };
+    let state = std::hint::black_box([3u8; 1024]);
+    let held = a.pool_box(5u64);
+    tokio::task::yield_now().await;
+    if park {
+        std::future::pending::<()>().await;
+    }
+    state.iter().map(|&b| u64::from(b)).sum::<u64>() + *held
+}
+
+#[test]
+fn large_futures_are_boxed_and_keep_every_guarantee() {
+    let (tx, _rx) = oneshot::channel();
+    let size = std::mem::size_of_val(&large_task(SmartAlloc::new(Default::default()), tx, false));
+    assert!(size > framealloc_tokio::BOX_FUTURES_ABOVE, "the test future ({size} bytes) must be boxed");
+
+    on_both_flavours(|alloc| async move {
+        // Completes: its heap serves `pool_box`, is gone before the output is read, and the
+        // future (with its probe) is dropped as the task.
+        let (tx, rx) = oneshot::channel();
+        let out = framealloc_tokio::spawn(large_task(alloc.clone(), tx, false)).await.unwrap();
+        assert_eq!(out, 3 * 1024 + 5);
+        assert!(rx.await.unwrap(), "the boxed future was dropped inside the task's context");
+        let s = alloc.stats();
+        assert_empty(&s);
+        assert_eq!((s.task.allocations, s.pool.allocations), (2, 0), "{s:?}");
+
+        // Aborted while parked.
+        let (tx, rx) = oneshot::channel();
+        let handle = framealloc_tokio::spawn(large_task(alloc.clone(), tx, true));
+        while alloc.stats().task.live_bytes == 0 {
+            tokio::task::yield_now().await;
+        }
+        handle.abort();
+        assert!(handle.await.unwrap_err().is_cancelled());
+        assert!(rx.await.unwrap(), "abort dropped the boxed future as the task");
+        assert_empty(&alloc.stats());
+
+        // Panics after its await, holding the large state and a pool box.
+        let (tx, rx) = oneshot::channel();
+        let a = alloc.clone();
+        let inner = large_task(a.clone(), tx, false);
+        let err = framealloc_tokio::spawn(async move {
+            let kept = a.pool_vec_with_capacity::<u8>(100);
+            if inner.await + kept.capacity() as u64 > 0 {
+                panic!("boom in a large task");
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(panic_message(err), "boom in a large task");
+        assert!(rx.await.unwrap(), "the inner future was dropped as the task");
+        assert_empty(&alloc.stats());
+    });
+
+    // spawn_local boxes the same way.
+    let rt = current_thread();
+    let alloc = SmartAlloc::new(Default::default());
+    let (tx, rx) = oneshot::channel();
+    let a = alloc.clone();
+    let out = tokio::task::LocalSet::new()
+        .block_on(&rt, async move { framealloc_tokio::spawn_local(large_task(a, tx, false)).await.unwrap() });
+    assert_eq!(out, 3 * 1024 + 5);
+    assert!(rt.block_on(rx).unwrap());
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!((s.task.allocations, s.pool.allocations), (2, 0), "{s:?}");
+}
