@@ -42,10 +42,6 @@
 //! `framealloc_spawn_pool`. A slow spell of the shared machine then hits every case alike, so
 //! these ratios are steadier than ones taken across separate criterion runs; the README
 //! reports them. `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
-//! For the two 64-allocation workloads it also runs `system_boxed` and `mimalloc_boxed`: the
-//! peers with their future boxed before `tokio::spawn`, as `framealloc::tokio::spawn` boxes a
-//! future that large (`BOX_FUTURES_ABOVE`), so that the allocators are also compared on the
-//! same spawn path.
 //!
 //! A last group, `handler_allocations_no_tokio`, times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
