@@ -95,18 +95,6 @@ macro_rules! cases {
         ];
         cases
     }};
-    // The same, plus the two allocators' cases with the future boxed before `tokio::spawn`
-    // (as `framealloc::tokio::spawn` boxes it): the allocators compared on equal spawn paths.
-    ($rt:expr, $alloc:expr, $none:ident, $system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident, boxed) => {{
-        let (rt, expect) = ($rt, (TASKS * ALLOCS * 7) as u64);
-        let mut cases = cases!(rt, $alloc, $none, $system, $mimalloc, $pool, $task_alloc);
-        let boxed: Vec<Case> = vec![
-            ("system_boxed", Box::new(move || run_tasks(rt, expect, || tokio::spawn(Box::pin($system()))))),
-            ("mimalloc_boxed", Box::new(move || run_tasks(rt, expect, || tokio::spawn(Box::pin($mimalloc()))))),
-        ];
-        cases.splice(3..3, boxed);
-        cases
-    }};
 }
 
 /// A 2-worker multi-thread runtime, as in every tokio case.
@@ -229,11 +217,8 @@ fn paired() {
     const BATCH: u32 = 8;
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
     let workloads = [
-        ("byte buffers", cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc, boxed)),
-        (
-            "objects",
-            cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc, boxed),
-        ),
+        ("byte buffers", cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
         ("small tasks", cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_pool, small_task_alloc)),
     ];
     for (workload, cases) in &workloads {

@@ -13,9 +13,7 @@
 //! `bytes`, `objects`, `small` (one 64-byte object per task); cases: `no_alloc`, `system`,
 //! `mimalloc`, `framealloc` (per-task heap, `pool_*`), `task_alloc` (`TaskAlloc` in a plain
 //! tokio task), `wrapper_only` (`framealloc::tokio::spawn` of the `no_alloc` handler: what the
-//! wrapper costs a task that allocates nothing); for `bytes` and `objects` also
-//! `system_boxed` and `mimalloc_boxed` (the future boxed before `tokio::spawn`, as
-//! `framealloc::tokio::spawn` boxes a future this large). Run without arguments, it runs
+//! wrapper costs a task that allocates nothing). Run without arguments, it runs
 //! every case once and prints the wall time of each (a smoke test, not a benchmark).
 
 #[path = "../benches/handlers/mod.rs"]
@@ -44,10 +42,6 @@ fn spawn_one(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, c
         ("objects", "mimalloc") => tokio::spawn(objects_mimalloc()),
         ("objects", "framealloc") => framealloc::tokio::spawn(objects_pool(a)),
         ("objects", "task_alloc") => tokio::spawn(objects_task_alloc(a)),
-        ("bytes", "system_boxed") => tokio::spawn(Box::pin(bytes_system())),
-        ("bytes", "mimalloc_boxed") => tokio::spawn(Box::pin(bytes_mimalloc())),
-        ("objects", "system_boxed") => tokio::spawn(Box::pin(objects_system())),
-        ("objects", "mimalloc_boxed") => tokio::spawn(Box::pin(objects_mimalloc())),
         _ => panic!("unknown workload {workload:?} or case {case:?} (see the module docs)"),
     }
 }
@@ -79,9 +73,7 @@ fn main() {
         }
         [] => {
             for workload in ["bytes", "objects", "small"] {
-                let boxed: &[&str] = if workload == "small" { &[] } else { &["system_boxed", "mimalloc_boxed"] };
-                let plain = ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc", "wrapper_only"];
-                for &case in plain.iter().chain(boxed) {
+                for case in ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc", "wrapper_only"] {
                     let start = std::time::Instant::now();
                     run(&rt, &alloc, workload, case, 1);
                     println!("{workload:8} {case:12} {:>8.1?}", start.elapsed());

@@ -135,4 +135,4 @@ mod spawn;
 
 pub use framealloc_alloc::{AsyncPoolGuard, TaskAlloc};
 pub use identity::{current_task_id, init};
-pub use spawn::{spawn, spawn_local, with_task_heap, WithTaskHeap, BOX_FUTURES_ABOVE};
+pub use spawn::{spawn, spawn_local, with_task_heap, WithTaskHeap};

@@ -19,10 +19,6 @@ use tokio::task::JoinHandle;
 /// when the task allocates a lot. For a tiny task that allocates once or not at all, plain
 /// [`tokio::spawn`] is cheaper (the README's small-task bench: about 20%).
 ///
-/// A future larger than [`BOX_FUTURES_ABOVE`] bytes is boxed (with the global allocator)
-/// before it is handed to tokio, which moves a spawned future several times on its way into
-/// the task.
-///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
@@ -41,11 +37,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    if core::mem::size_of::<F>() > BOX_FUTURES_ABOVE {
-        tokio::spawn(with_task_heap(Box::pin(future)))
-    } else {
-        tokio::spawn(with_task_heap(future))
-    }
+    tokio::spawn(with_task_heap(future))
 }
 
 /// Spawns a `!Send` future on the current [`tokio::task::LocalSet`], like
@@ -58,32 +50,11 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    if core::mem::size_of::<F>() > BOX_FUTURES_ABOVE {
-        tokio::task::spawn_local(with_task_heap(Box::pin(future)))
-    } else {
-        tokio::task::spawn_local(with_task_heap(future))
-    }
+    tokio::task::spawn_local(with_task_heap(future))
 }
 
-/// [`spawn`] and [`spawn_local`] box a future larger than this many bytes before handing it
-/// to tokio.
-///
-/// tokio moves a spawned future about ten times on its way into and out of the task (into
-/// `spawn`, into the task cell, in and out of its stage when it is polled and finished), each
-/// a `memcpy` of the whole future. A box makes each of those a pointer copy, for one
-/// allocation and one free of the global allocator. Measured with callgrind (plain
-/// `tokio::spawn`, a 2-worker runtime, glibc `malloc`): boxing costs about 250 instructions
-/// per task for a 64-byte future, breaks even near 256 bytes, and saves about 130 at 384
-/// bytes, 400–550 at the bench's 552-byte handlers and about 1,000 at 1.5 KiB. Plain tokio
-/// boxes only above 16 KiB (to spare the stack, not copies).
-///
-/// [`with_task_heap`] does not box (its type names `F`): box a large future yourself,
-/// `with_task_heap(Box::pin(future))`.
-pub const BOX_FUTURES_ABOVE: usize = 256;
-
 /// Wraps `future` so that it runs with a heap of its own, for spawners other than [`spawn`]:
-/// `JoinSet::spawn`, `Handle::spawn`, `LocalSet::spawn_local`, ... Unlike [`spawn`], it does
-/// not box a large future (see [`BOX_FUTURES_ABOVE`]).
+/// `JoinSet::spawn`, `Handle::spawn`, `LocalSet::spawn_local`, ...
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
