@@ -37,9 +37,9 @@
 //! which tokio's own allocations feel too, is the same however the binary is started.
 //!
 //! After the criterion groups, a **paired comparison** (`paired`) runs all cases of each
-//! workload round-robin, 120 rounds, the order rotated every round, and prints each case's
-//! median time and the median (with quartiles) of its per-round ratio to
-//! `framealloc_spawn_pool`. A slow spell of the shared machine then hits every case alike, so
+//! workload round-robin, 120 rounds, the order rotated every round (each case's batch of runs
+//! after one untimed run of it), and prints each case's median time and the median (with
+//! quartiles) of its per-round ratio to `framealloc_spawn_pool`. A slow spell of the shared machine then hits every case alike, so
 //! these ratios are steadier than ones taken across separate criterion runs; the README
 //! reports them. `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
 //!
@@ -229,6 +229,11 @@ fn paired() {
         for round in 0..ROUNDS {
             for k in 0..cases.len() {
                 let i = (round + k) % cases.len();
+                // One untimed run first, so that the batch times the case warm, whatever ran
+                // before it: without it the first run carried the previous case's state (which
+                // threads hold parked heaps, glibc's free lists) and the order of the cases
+                // moved ratios by up to 10%.
+                (cases[i].1)();
                 let start = std::time::Instant::now();
                 for _ in 0..BATCH {
                     (cases[i].1)();
