@@ -39,9 +39,10 @@
 //! After the criterion groups, a **paired comparison** (`paired`) runs all cases of each
 //! workload round-robin, 120 rounds, the order rotated every round (each case's batch of runs
 //! after one untimed run of it), and prints each case's median time and the median (with
-//! quartiles) of its per-round ratio to `framealloc_spawn_pool`. A slow spell of the shared machine then hits every case alike, so
-//! these ratios are steadier than ones taken across separate criterion runs; the README
-//! reports them. `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
+//! quartiles) of its per-round ratio to `framealloc_spawn_pool`. A slow spell of the shared
+//! machine then hits every case alike, so these ratios are steadier than ones taken across
+//! separate criterion runs; the README reports them.
+//! `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
 //!
 //! A last group, `handler_allocations_no_tokio`, times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
@@ -230,9 +231,9 @@ fn paired() {
             for k in 0..cases.len() {
                 let i = (round + k) % cases.len();
                 // One untimed run first, so that the batch times the case warm, whatever ran
-                // before it: without it the first run carried the previous case's state (which
-                // threads hold parked heaps, glibc's free lists) and the order of the cases
-                // moved ratios by up to 10%.
+                // before it: without it the first run carried the previous case's state (most
+                // likely which threads hold parked heaps, and glibc's free lists) and the order
+                // of the cases moved ratios by up to 10%.
                 (cases[i].1)();
                 let start = std::time::Instant::now();
                 for _ in 0..BATCH {

@@ -94,7 +94,7 @@ fn waves_of_mixed_tasks_leave_nothing_behind() {
     while waves < WAVES && started.elapsed() < TIME_LIMIT {
         let base = waves as u64 * TASKS_PER_WAVE;
         let a = alloc.clone();
-        let escaped = rt.block_on(async move {
+        let (kept, received) = rt.block_on(async move {
             let (tx, mut rx) = mpsc::unbounded_channel::<PoolBox<[u64; 8]>>();
             let collector = tokio::spawn(async move {
                 let mut n = 0u64;
@@ -181,7 +181,6 @@ fn waves_of_mixed_tasks_leave_nothing_behind() {
             let received = collector.await.unwrap();
             (kept, received)
         });
-        let (kept, received) = escaped;
         let expected_by_channel = (base..base + TASKS_PER_WAVE).filter(|&t| matches!(kind(mix(t)), Kind::EscapeByChannel));
         assert_eq!(received, expected_by_channel.count() as u64);
         // Only the boxes returned through the `JoinHandle`s are still alive, each keeping its
