@@ -1,7 +1,7 @@
 //! The request-handler workload on tokio: framealloc's per-task heaps against the system
-//! allocator and mimalloc.
+//! allocator, mimalloc and a bumpalo arena per task.
 //!
-//! Run with `cargo bench --bench tokio_compat --features tokio` (about two minutes).
+//! Run with `cargo bench --bench tokio_compat --features tokio` (about three minutes).
 //!
 //! One iteration spawns `TASKS` tasks on a 2-worker multi-thread tokio runtime (made once)
 //! and awaits them all. Each task is a request handler: it makes 64 byte buffers of 16 to
@@ -16,6 +16,11 @@
 //! * `mimalloc`: `tokio::spawn`, `allocator_api2::vec::Vec::with_capacity_in` over
 //!   `mimalloc::MiMalloc` called through `GlobalAlloc` (the global allocator cannot change per
 //!   case).
+//! * `bumpalo_task_arena`: `tokio::spawn`, a `bumpalo::Bump` per task (a reset one from the
+//!   thread's cache, given back reset at the task's end), `Vec::with_capacity_in` kept as the
+//!   arena slice it becomes: the best case of any per-task arena (a bump per allocation,
+//!   nothing per free), a bound for framealloc's per-task heaps, whose blocks can be freed one
+//!   by one, outlive the task and are counted in the statistics.
 //! * `framealloc_spawn_pool`: `framealloc::tokio::spawn`, `alloc.pool_vec_with_capacity`: the
 //!   task's own heap, created on first use and released when the task completes.
 //! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec_with_capacity`
@@ -23,13 +28,14 @@
 //!
 //! A second tokio group, `tokio_request_handler_objects`, runs the same tasks on 64 fixed-size
 //! request-state objects (16 each of 16, 64, 128 and 256 bytes) instead of byte buffers:
-//! system `Box::new`, mimalloc `Box::new_in`, `framealloc::tokio::spawn` + `alloc.pool_box`,
-//! and `tokio::spawn` + `TaskAlloc::alloc_box`.
+//! system `Box::new`, mimalloc `Box::new_in`, bumpalo `Bump::alloc`,
+//! `framealloc::tokio::spawn` + `alloc.pool_box`, and `tokio::spawn` + `TaskAlloc::alloc_box`.
 //!
 //! A third tokio group, `tokio_small_tasks`, runs small tasks: one 64-byte request-state
-//! object each (system `Box::new`, mimalloc `Box::new_in`, `pool_box`, `TaskAlloc::alloc_box`;
-//! `no_alloc` keeps it inline). There the per-task costs of a heap (taking one at the first
-//! allocation, giving it back at the end) are not spread over 64 allocations.
+//! object each (system `Box::new`, mimalloc `Box::new_in`, bumpalo `Bump::alloc`, `pool_box`,
+//! `TaskAlloc::alloc_box`; `no_alloc` keeps it inline). There the per-task costs of a heap
+//! (taking one at the first allocation, giving it back at the end) are not spread over 64
+//! allocations.
 //!
 //! tokio's own per-task costs (its task allocation, scheduling, the `JoinHandle`) are in every
 //! case (`no_alloc` measures them): the differences are the allocator's. `main` first frees
@@ -75,16 +81,18 @@ fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> toki
 /// One case of a workload: a name and a function running `TASKS` tasks once.
 type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
-/// The five cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
-/// tokio alone (`$none`: the same task without allocation), system, mimalloc,
-/// `framealloc::tokio::spawn` + `pool_*` (the task's heap), `tokio::spawn` + `TaskAlloc`.
+/// The six cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
+/// tokio alone (`$none`: the same task without allocation), system, mimalloc, a bumpalo arena
+/// per task, `framealloc::tokio::spawn` + `pool_*` (the task's heap), `tokio::spawn` +
+/// `TaskAlloc`.
 macro_rules! cases {
-    ($rt:expr, $alloc:expr, $none:ident, $system:ident, $mimalloc:ident, $pool:ident, $task_alloc:ident) => {{
+    ($rt:expr, $alloc:expr, $none:ident, $system:ident, $mimalloc:ident, $bump:ident, $pool:ident, $task_alloc:ident) => {{
         let (rt, alloc, expect) = ($rt, $alloc, (TASKS * ALLOCS * 7) as u64);
         let cases: Vec<Case> = vec![
             ("no_alloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($none())))),
             ("system", Box::new(move || run_tasks(rt, expect, || tokio::spawn($system())))),
             ("mimalloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($mimalloc())))),
+            ("bumpalo_task_arena", Box::new(move || run_tasks(rt, expect, || tokio::spawn($bump())))),
             (
                 "framealloc_spawn_pool",
                 Box::new(move || run_tasks(rt, expect, || framealloc::tokio::spawn($pool(alloc.clone())))),
@@ -124,14 +132,14 @@ fn assert_nothing_left(alloc: &SmartAlloc) {
 /// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc);
+    let cases = cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc);
     bench_cases(c, "tokio_request_handler", &cases, &alloc);
 }
 
 /// The object workload on tokio.
 fn request_handler_objects(c: &mut Criterion) {
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc);
+    let cases = cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc);
     bench_cases(c, "tokio_request_handler_objects", &cases, &alloc);
 }
 
@@ -218,9 +226,9 @@ fn paired() {
     const BATCH: u32 = 8;
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
     let workloads = [
-        ("byte buffers", cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_pool, bytes_task_alloc)),
-        ("objects", cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_pool, objects_task_alloc)),
-        ("small tasks", cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_pool, small_task_alloc)),
+        ("byte buffers", cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc)),
+        ("small tasks", cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -264,7 +272,7 @@ fn paired() {
 /// The small-task workload on tokio.
 fn small_tasks(c: &mut Criterion) {
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_pool, small_task_alloc);
+    let cases = cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc);
     bench_cases(c, "tokio_small_tasks", &cases, &alloc);
 }
 
