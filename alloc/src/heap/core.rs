@@ -49,6 +49,9 @@ pub(crate) struct LocalState {
 
 pub(crate) struct HeapCore {
     owner: AtomicU64,
+    /// The id of the `SmartAlloc` the heap belongs to (its `Shared`'s), kept here too so that
+    /// a task's slot finds its heap with one load from a line the allocation reads anyway.
+    alloc_id: u64,
     /// Set when the `AsyncPoolGuard` whose scope this heap is was dropped outside its task:
     /// the task stops allocating here and releases the heap (see `TaskSlot`).
     guard_ended: AtomicBool,
@@ -95,6 +98,7 @@ impl HeapCore {
         let cfg = &shared.config;
         let heap = Box::new(HeapCore {
             owner: AtomicU64::new(owner),
+            alloc_id: shared.id,
             guard_ended: AtomicBool::new(false),
             owner_handles: AtomicIsize::new(0),
             local: UnsafeCell::new(LocalState { arena: BlockArena::new() }),
@@ -516,6 +520,12 @@ impl HeapCore {
     /// Marks a guard heap whose guard was dropped outside its task (see `TaskSlot`).
     pub(crate) fn end_guard(&self) {
         self.guard_ended.store(true, Ordering::Release);
+    }
+
+    /// The id of the `SmartAlloc` this heap belongs to.
+    #[inline(always)]
+    pub(crate) fn alloc_id(&self) -> u64 {
+        self.alloc_id
     }
 
     /// `true` once [`end_guard`](Self::end_guard) ran (since the heap was obtained).

@@ -22,14 +22,16 @@ type Entry = (u64, NonNull<HeapCore>, bool);
 
 pub(crate) struct TaskSlot {
     identity: u64,
-    /// The innermost heap of the `SmartAlloc` used last: `(alloc id, heap)`. A cache over
-    /// `base` and `more`.
-    first: Cell<Option<(u64, NonNull<HeapCore>)>>,
+    /// The innermost heap of the `SmartAlloc` used last (a heap knows its `SmartAlloc`'s id).
+    /// A cache over `base` and `more`.
+    first: Cell<Option<NonNull<HeapCore>>>,
     /// The base heap of the first `SmartAlloc` the task used (usually its only heap).
-    base: Cell<Option<(u64, NonNull<HeapCore>)>>,
+    base: Cell<Option<NonNull<HeapCore>>>,
     /// Every other heap, oldest first: base heaps of further `SmartAlloc`s and guard heaps.
     /// Boxed and made on first use, so that the slot (moved with every spawned future) stays
-    /// small.
+    /// small: four words. (Small matters: tokio copies a task's whole future, the slot
+    /// included, each time it moves it or writes its stage, inline up to 128 bytes or so and
+    /// through a `memcpy` call above.)
     more: OnceCell<Box<RefCell<Vec<Entry>>>>,
 }
 
@@ -61,9 +63,10 @@ impl TaskSlot {
     /// heap is the one (the caller falls back to a path that calls `heap_for`).
     #[inline(always)]
     pub(crate) fn cached_heap_for(&self, id: u64) -> Option<NonNull<HeapCore>> {
-        let (first_id, h) = self.first.get()?;
+        let h = self.first.get()?;
         // SAFETY: heaps in the slot are owned by this task and live until released here.
-        (first_id == id && !unsafe { h.as_ref() }.guard_ended()).then_some(h)
+        let heap = unsafe { h.as_ref() };
+        (heap.alloc_id() == id && !heap.guard_ended()).then_some(h)
     }
 
     #[cold]
@@ -72,19 +75,20 @@ impl TaskSlot {
         self.drop_ended_guards();
         let id = shared.id;
         let innermost = self.more.get().and_then(|m| m.borrow().iter().rev().find(|e| e.0 == id).map(|e| e.1));
-        let h = match (innermost, self.base.get()) {
-            (Some(h), _) => h,
-            (None, Some((base_id, h))) if base_id == id => h,
-            (None, base) => {
+        // SAFETY: heaps in the slot are live until released here.
+        let base_of_id = self.base.get().filter(|h| unsafe { h.as_ref() }.alloc_id() == id);
+        let h = match (innermost, base_of_id) {
+            (Some(h), _) | (None, Some(h)) => h,
+            (None, None) => {
                 let h = HeapCore::obtain_task_heap(shared, self.identity);
-                match base {
-                    None => self.base.set(Some((id, h))),
+                match self.base.get() {
+                    None => self.base.set(Some(h)),
                     Some(_) => self.more().borrow_mut().push((id, h, false)),
                 }
                 h
             }
         };
-        self.first.set(Some((id, h)));
+        self.first.set(Some(h));
         h
     }
 
@@ -113,7 +117,7 @@ impl TaskSlot {
     /// Makes `heap` (a fresh heap owned by this task) the innermost one of `shared`: a guard's.
     pub(crate) fn push_guard(&self, shared: &Shared, heap: NonNull<HeapCore>) {
         self.more().borrow_mut().push((shared.id, heap, true));
-        self.first.set(Some((shared.id, heap)));
+        self.first.set(Some(heap));
     }
 
     /// Takes a guard's heap out of the slot (the guard is dropped inside the task); the caller
@@ -133,7 +137,7 @@ impl TaskSlot {
     }
 
     fn for_each_heap(&self, mut f: impl FnMut(NonNull<HeapCore>)) {
-        if let Some((_, h)) = self.base.get() {
+        if let Some(h) = self.base.get() {
             f(h);
         }
         for e in self.more.get().map(|m| m.borrow()).iter().flat_map(|m| m.iter()) {
@@ -152,7 +156,7 @@ impl TaskSlot {
         // `&mut self` means no `enter` of this task is running anywhere, and the task's
         // identity is used only inside `enter`: nothing else can use the owner identity.
         self.first.set(None);
-        if let Some((_, h)) = self.base.take() {
+        if let Some(h) = self.base.take() {
             // SAFETY: see above; the heap leaves the slot here, so it is released once.
             unsafe { HeapCore::release_owner(h) };
         }
