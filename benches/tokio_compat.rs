@@ -44,8 +44,9 @@
 //!
 //! After the criterion groups, a **paired comparison** (`paired`) runs all cases of each
 //! workload round-robin, 120 rounds, the order rotated every round (each case's batch of runs
-//! after one untimed run of it), and prints each case's median time and the median (with
-//! quartiles) of its per-round ratio to `framealloc_spawn_pool`. A slow spell of the shared
+//! after one untimed run of it), and prints each case's median time, the median (with
+//! quartiles) of its per-round ratio to `framealloc_spawn_pool`, and the median of its
+//! per-round speed-up over mimalloc (the goal's second reference). A slow spell of the shared
 //! machine then hits every case alike, so these ratios are steadier than ones taken across
 //! separate criterion runs; the README reports them.
 //! `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
@@ -256,12 +257,19 @@ fn paired() {
         };
         println!("\npaired comparison, {workload} ({ROUNDS} rounds of {BATCH} runs of {TASKS} tasks):");
         let pool = cases.iter().position(|c| c.0 == "framealloc_spawn_pool").expect("case present");
+        let mimalloc = cases.iter().position(|c| c.0 == "mimalloc").expect("case present");
+        // Median and quartiles of case `i`'s per-round time over case `base`'s.
+        let ratio = |i: usize, base: usize| {
+            let mut r: Vec<f64> = times[i].iter().zip(&times[base]).map(|(x, b)| x / b).collect();
+            median(&mut r)
+        };
         for (i, (name, _)) in cases.iter().enumerate() {
             let (_, t, _) = median(&mut times[i].clone());
-            let mut ratios: Vec<f64> = times[i].iter().zip(&times[pool]).map(|(x, p)| x / p).collect();
-            let (q1, r, q3) = median(&mut ratios);
+            let (q1, r, q3) = ratio(i, pool);
+            // Above 1: the case is faster than mimalloc.
+            let (_, m, _) = ratio(mimalloc, i);
             println!(
-                "  {name:<24} {:>8.1} us   time / framealloc_spawn_pool: {r:.2}x (quartiles {q1:.2}-{q3:.2})",
+                "  {name:<24} {:>8.1} us   time / framealloc_spawn_pool: {r:.2}x (quartiles {q1:.2}-{q3:.2})   speed-up over mimalloc: {m:.2}x",
                 t * 1e6
             );
         }
