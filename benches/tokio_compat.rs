@@ -1,7 +1,7 @@
 //! The request-handler workload on tokio: framealloc's per-task heaps against the system
 //! allocator, mimalloc and a bumpalo arena per task.
 //!
-//! Run with `cargo bench --bench tokio_compat --features tokio` (about three minutes).
+//! Run with `cargo bench --bench tokio_compat --features tokio` (about five minutes).
 //!
 //! One iteration spawns `TASKS` tasks on a 2-worker multi-thread tokio runtime (made once)
 //! and awaits them all. Each task is a request handler: it makes 64 byte buffers of 16 to

@@ -117,7 +117,7 @@ impl AsyncPoolGuard {
             let heap = HeapCore::obtain_task_heap(&shared, slot.identity());
             // SAFETY: the slot is current, so we run as its task, the heap's owner.
             unsafe { heap.as_ref().retain_handle_owned() };
-            slot.push_guard(&shared, heap);
+            slot.push_guard(heap);
             Some(heap)
         });
         if let Some(heap) = in_slot {

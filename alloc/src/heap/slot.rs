@@ -17,8 +17,8 @@ use core::cell::{Cell, OnceCell, RefCell};
 use core::ptr::NonNull;
 use std::sync::Arc;
 
-/// One heap of the slot: `(SmartAlloc id, heap, is a guard's heap)`.
-type Entry = (u64, NonNull<HeapCore>, bool);
+/// One heap of the slot: `(heap, is a guard's heap)` (the heap knows its `SmartAlloc`).
+type Entry = (NonNull<HeapCore>, bool);
 
 pub(crate) struct TaskSlot {
     identity: u64,
@@ -74,16 +74,17 @@ impl TaskSlot {
     fn heap_for_slow(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {
         self.drop_ended_guards();
         let id = shared.id;
-        let innermost = self.more.get().and_then(|m| m.borrow().iter().rev().find(|e| e.0 == id).map(|e| e.1));
         // SAFETY: heaps in the slot are live until released here.
-        let base_of_id = self.base.get().filter(|h| unsafe { h.as_ref() }.alloc_id() == id);
+        let of_id = |h: &NonNull<HeapCore>| unsafe { h.as_ref() }.alloc_id() == id;
+        let innermost = self.more.get().and_then(|m| m.borrow().iter().rev().map(|e| e.0).find(of_id));
+        let base_of_id = self.base.get().filter(of_id);
         let h = match (innermost, base_of_id) {
             (Some(h), _) | (None, Some(h)) => h,
             (None, None) => {
                 let h = HeapCore::obtain_task_heap(shared, self.identity);
                 match self.base.get() {
                     None => self.base.set(Some(h)),
-                    Some(_) => self.more().borrow_mut().push((id, h, false)),
+                    Some(_) => self.more().borrow_mut().push((h, false)),
                 }
                 h
             }
@@ -98,11 +99,11 @@ impl TaskSlot {
         let ended: Vec<NonNull<HeapCore>> = {
             let mut more = more.borrow_mut();
             // SAFETY: heaps in the slot are live until released here.
-            let is_ended = |e: &Entry| e.2 && unsafe { e.1.as_ref() }.guard_ended();
+            let is_ended = |e: &Entry| e.1 && unsafe { e.0.as_ref() }.guard_ended();
             if !more.iter().any(is_ended) {
                 return;
             }
-            let ended = more.iter().filter(|e| is_ended(e)).map(|e| e.1).collect();
+            let ended = more.iter().filter(|e| is_ended(e)).map(|e| e.0).collect();
             more.retain(|e| !is_ended(e));
             ended
         };
@@ -114,9 +115,10 @@ impl TaskSlot {
         }
     }
 
-    /// Makes `heap` (a fresh heap owned by this task) the innermost one of `shared`: a guard's.
-    pub(crate) fn push_guard(&self, shared: &Shared, heap: NonNull<HeapCore>) {
-        self.more().borrow_mut().push((shared.id, heap, true));
+    /// Makes `heap` (a fresh heap owned by this task) the innermost one of its `SmartAlloc`: a
+    /// guard's.
+    pub(crate) fn push_guard(&self, heap: NonNull<HeapCore>) {
+        self.more().borrow_mut().push((heap, true));
         self.first.set(Some(heap));
     }
 
@@ -125,7 +127,7 @@ impl TaskSlot {
     pub(crate) fn remove_guard(&self, heap: NonNull<HeapCore>) -> bool {
         let Some(more) = self.more.get() else { return false };
         let mut more = more.borrow_mut();
-        let Some(i) = more.iter().position(|e| e.1 == heap) else { return false };
+        let Some(i) = more.iter().position(|e| e.0 == heap) else { return false };
         more.remove(i);
         self.first.set(None);
         true
@@ -141,7 +143,7 @@ impl TaskSlot {
             f(h);
         }
         for e in self.more.get().map(|m| m.borrow()).iter().flat_map(|m| m.iter()) {
-            f(e.1);
+            f(e.0);
         }
     }
 
@@ -162,7 +164,7 @@ impl TaskSlot {
         }
         // Most tasks never made `more`: no iterator to build and drop then.
         if let Some(more) = self.more.get_mut() {
-            for (_, h, _) in more.get_mut().drain(..) {
+            for (h, _) in more.get_mut().drain(..) {
                 // SAFETY: as above.
                 unsafe { HeapCore::release_owner(h) };
             }
