@@ -37,7 +37,14 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(with_task_heap(future))
+    // `Handle::current().spawn` rather than `tokio::spawn` (the same runtime, the same
+    // automatic boxing of huge futures, the same panic outside a runtime): `tokio::spawn`
+    // passes the future through a closure and an `Option` on its way to the task cell, and
+    // for a future with drop glue (the wrapper always has some) the compiler keeps each of
+    // those stack copies: four `memcpy`s of the whole future instead of one. Measured with
+    // the bench's handlers under callgrind: 300 (objects) to 500 (byte buffers) fewer
+    // instructions per task, for one reference-count increment and decrement of the handle.
+    tokio::runtime::Handle::current().spawn(with_task_heap(future))
 }
 
 /// Spawns a `!Send` future on the current [`tokio::task::LocalSet`], like

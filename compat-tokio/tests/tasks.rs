@@ -458,3 +458,18 @@ fn join_set_tasks_with_task_heaps() {
         assert_eq!(alloc.stats().pool.allocations, 0);
     });
 }
+
+#[test]
+fn spawn_outside_a_runtime_panics_like_tokio_and_drops_the_future() {
+    let alloc = SmartAlloc::new(Default::default());
+    let held = alloc.pool_box([1u8; 48]);
+    assert_eq!(alloc.stats().pool.live_bytes, 48);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        framealloc_tokio::spawn(async move { held[0] })
+    }))
+    .expect_err("no runtime here");
+    let msg = err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert!(msg.as_deref().unwrap_or_default().contains("Tokio 1.x runtime"), "{msg:?}");
+    // The future (and the block it captured) was dropped, and no heap was made for it.
+    assert_empty(&alloc.stats());
+}
