@@ -56,9 +56,11 @@
 //! root future gives no signal and is not covered).
 //!
 //! A frame handle held across `.await` in a spawned task does not compile (FA603): frame
-//! handles are `!Send`, so the future is not `Send`.
+//! handles are `!Send`, so the future is not `Send`. (rustc reports this as "future cannot be
+//! sent between threads safely", an error without a code, so these `compile_fail` tests name
+//! none; each has a twin below it that differs only in the frame data and compiles.)
 //!
-//! ```compile_fail,E0277
+//! ```compile_fail
 //! # #[tokio::main] async fn main() {
 //! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
 //! tokio::spawn(async move {
@@ -86,7 +88,7 @@
 //!
 //! The guide's FA603 snippet, spawned, is rejected for the same reason:
 //!
-//! ```compile_fail,E0277
+//! ```compile_fail
 //! use framealloc_alloc::SmartAlloc;
 //! async fn async_op() { tokio::task::yield_now().await }
 //! fn use_data(_: &[u8]) {}
