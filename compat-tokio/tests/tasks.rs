@@ -241,6 +241,80 @@ fn panic_in_a_task_frees_its_heap() {
     });
 }
 
+/// A runtime dropped while its tasks wait drops their futures (tokio cancels them): every
+/// task heap, `TaskAlloc` heap and guard heap goes back, each future dropped as its task.
+#[test]
+fn dropping_the_runtime_with_tasks_waiting_frees_every_heap() {
+    const PAIRS: usize = if cfg!(miri) { 4 } else { 32 };
+    for (name, rt) in [("current_thread", current_thread()), ("multi_thread", multi_thread())] {
+        let alloc = SmartAlloc::new(Default::default());
+        let all_waiting = Arc::new(Barrier::new(2 * PAIRS + 1));
+        let mut probes = Vec::new();
+        rt.block_on(async {
+            for i in 0..PAIRS {
+                // A task of ours: its heap holds a box and a buffer when it is cancelled.
+                let (a, waiting) = (alloc.clone(), all_waiting.clone());
+                let (probe_tx, probe_rx) = oneshot::channel();
+                probes.push(probe_rx);
+                drop(framealloc_tokio::spawn(async move {
+                    // The probe counts on an allocator of its own: workers drop the cancelled
+                    // futures concurrently, and their allocations would blur a shared count.
+                    let own = SmartAlloc::new(Default::default());
+                    let _probe = DropProbe { alloc: own, ran_as_task: Some(probe_tx) };
+                    let _held = (a.pool_box([i as u64; 8]), a.pool_vec_with_capacity::<u8>(100));
+                    waiting.wait().await;
+                    std::future::pending::<()>().await;
+                }));
+                // A plain task with a `TaskAlloc` and a guard, each with a live allocation.
+                let (a, waiting) = (alloc.clone(), all_waiting.clone());
+                drop(tokio::spawn(async move {
+                    let task = TaskAlloc::new(&a);
+                    let _kept = task.alloc_box([i as u8; 48]);
+                    let _guard = AsyncPoolGuard::new(&a);
+                    let _scoped = a.pool_box(i as u32);
+                    waiting.wait().await;
+                    std::future::pending::<()>().await;
+                }));
+            }
+            all_waiting.wait().await;
+            let s = alloc.stats();
+            // Per pair: the task heap, the TaskAlloc heap and the guard heap.
+            assert_eq!(s.heaps_alive, 3 * PAIRS as u64, "{name}: {s:?}");
+            assert_eq!(s.task.live_bytes, (PAIRS * (64 + 100 + 48 + 4)) as u64, "{name}: {s:?}");
+        });
+        drop(rt);
+        let s = alloc.stats();
+        assert_empty(&s);
+        assert_eq!((s.guard_escapes, s.pool.allocations), (0, 0), "{name}: {s:?}");
+        for probe in probes {
+            assert_eq!(probe.blocking_recv(), Ok(true), "{name}: the cancelled future was dropped as its task");
+        }
+    }
+}
+
+/// A handle that outlives its runtime still spawns: tokio cancels the task at once, and the
+/// wrapper drops the future, never polled, without taking a heap.
+#[test]
+fn spawn_on_a_handle_whose_runtime_is_gone_drops_the_future() {
+    let alloc = SmartAlloc::new(Default::default());
+    let rt = multi_thread();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let (probe_tx, probe_rx) = oneshot::channel();
+    // Made outside the async block, so that the unpolled future owns it.
+    let probe = DropProbe { alloc: alloc.clone(), ran_as_task: Some(probe_tx) };
+    let join = handle.spawn(framealloc_tokio::with_task_heap(async move {
+        let probe = probe;
+        probe.alloc.pool_box(1u8)
+    }));
+    assert_eq!(probe_rx.blocking_recv(), Ok(true), "dropped inside the task's context");
+    let err = current_thread().block_on(join).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!(s.task.allocations, 1, "only the probe's allocation, as the task: {s:?}");
+}
+
 #[test]
 fn escaped_pool_box_stays_valid_after_its_task_and_is_freed_on_drop() {
     on_both_flavours(|alloc| async move {
