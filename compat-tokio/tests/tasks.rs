@@ -504,6 +504,75 @@ fn spawn_local_gives_a_not_send_task_its_heap() {
     assert_eq!((s.task.allocations, s.pool.allocations), (2, 0), "{s:?}");
 }
 
+/// A `LocalSet` dropped with tasks of `spawn_local` waiting drops their futures as the tasks
+/// and frees their heaps.
+#[test]
+fn dropping_a_local_set_with_tasks_waiting_frees_their_heaps() {
+    let rt = current_thread();
+    let alloc = SmartAlloc::new(Default::default());
+    let local = tokio::task::LocalSet::new();
+    let mut probes = Vec::new();
+    for i in 0..8u64 {
+        let (probe_tx, probe_rx) = oneshot::channel();
+        probes.push(probe_rx);
+        let a = alloc.clone();
+        drop(local.spawn_local(framealloc_tokio::with_task_heap(async move {
+            let _probe = DropProbe { alloc: a.clone(), ran_as_task: Some(probe_tx) };
+            let _held = std::rc::Rc::new((a.pool_box(i), a.pool_vec_with_capacity::<u8>(40)));
+            std::future::pending::<()>().await;
+        })));
+    }
+    local.block_on(&rt, tokio::task::yield_now());
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.task.live_bytes), (8, 8 * 48), "{s:?}");
+    drop(local);
+    assert_empty(&alloc.stats());
+    for probe in probes {
+        assert_eq!(probe.blocking_recv(), Ok(true), "dropped as its task");
+    }
+}
+
+/// `block_in_place` runs blocking code on the task's own thread, still inside its poll: the
+/// task's heap (and a plain task's `TaskAlloc`) serve it, and keep serving after the task
+/// moves on.
+#[test]
+fn block_in_place_inside_a_task_uses_the_task_heap() {
+    let rt = multi_thread();
+    let alloc = SmartAlloc::new(Default::default());
+    let a = alloc.clone();
+    // One task at a time: the statistics read inside the first must see only it.
+    let ours = rt.block_on(async {
+        framealloc_tokio::spawn(async move {
+            let before = a.pool_box([1u64; 4]);
+            let during = tokio::task::block_in_place(|| {
+                let v = a.pool_vec_with_capacity::<u64>(16);
+                let s = a.stats();
+                assert_eq!((s.heaps_alive, s.task.live_bytes, s.pool.allocations), (1, 32 + 128, 0), "{s:?}");
+                v
+            });
+            tokio::task::yield_now().await;
+            let after = a.pool_box(3u64);
+            before.iter().sum::<u64>() + during.capacity() as u64 + *after
+        })
+        .await
+    });
+    let a = alloc.clone();
+    let plain = rt.block_on(async {
+        tokio::spawn(async move {
+            let task = TaskAlloc::new(&a);
+            let during = tokio::task::block_in_place(|| task.alloc_box(5u64));
+            tokio::task::yield_now().await;
+            let after = task.alloc_box(6u64);
+            *during + *after
+        })
+        .await
+    });
+    assert_eq!((ours.unwrap(), plain.unwrap()), (4 + 16 + 3, 11));
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!((s.task.allocations, s.pool.allocations), (5, 0), "{s:?}");
+}
+
 #[test]
 fn join_set_tasks_with_task_heaps() {
     on_both_flavours(|alloc| async move {
