@@ -1190,6 +1190,11 @@ mod runtime_integration {
     }
 
     #[test]
+    // Under Miri (nightly 2026-05-19) this one stalls in its first loopback round, on the
+    // guide's default `Runtime::new()`. Not framealloc's doing: a plain tokio round trip (no
+    // framealloc) stalls the same way under Miri on `Runtime::new()` and passes with
+    // `worker_threads(2)`, which the other socket tests use. It runs natively.
+    #[cfg_attr(miri, ignore = "tokio's default runtime stalls on loopback I/O under Miri (runs natively)")]
     fn the_application_loop_runs_network_and_database_rounds() {
         let mut app = AsyncApplication::new();
         let stop = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.run())).unwrap_err();
