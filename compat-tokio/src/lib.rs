@@ -58,7 +58,7 @@
 //! A frame handle held across `.await` in a spawned task does not compile (FA603): frame
 //! handles are `!Send`, so the future is not `Send`. (rustc reports this as "future cannot be
 //! sent between threads safely", an error without a code, so these `compile_fail` tests name
-//! none; each has a twin below it that differs only in the frame data and compiles.)
+//! none. Twins that compile follow each, so that neither fails for another reason.)
 //!
 //! ```compile_fail
 //! # #[tokio::main] async fn main() {
@@ -83,6 +83,20 @@
 //! })
 //! .await
 //! .unwrap();
+//! # }
+//! ```
+//!
+//! and so does the frame handle dropped before the `.await` (not run: inside a tokio task
+//! `frame_*` panics with FA701):
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() {
+//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! tokio::spawn(async move {
+//!     let b = alloc.frame_box(1);
+//!     drop(b); // gone before the await: the future is Send
+//!     tokio::task::yield_now().await;
+//! });
 //! # }
 //! ```
 //!
