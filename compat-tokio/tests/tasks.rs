@@ -20,13 +20,18 @@ fn multi_thread() -> Runtime {
     Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// Both runtime flavours, named for assertion messages.
+fn flavours() -> [(&'static str, Runtime); 2] {
+    [("current_thread", current_thread()), ("multi_thread", multi_thread())]
+}
+
 /// Runs `test` with a fresh `SmartAlloc` on a current-thread and on a multi-thread runtime.
 fn on_both_flavours<F, Fut>(test: F)
 where
     F: Fn(SmartAlloc) -> Fut,
     Fut: Future<Output = ()>,
 {
-    for (name, rt) in [("current_thread", current_thread()), ("multi_thread", multi_thread())] {
+    for (name, rt) in flavours() {
         let alloc = SmartAlloc::new(Default::default());
         rt.block_on(test(alloc.clone()));
         drop(rt);
@@ -246,7 +251,7 @@ fn panic_in_a_task_frees_its_heap() {
 #[test]
 fn dropping_the_runtime_with_tasks_waiting_frees_every_heap() {
     const PAIRS: usize = if cfg!(miri) { 4 } else { 32 };
-    for (name, rt) in [("current_thread", current_thread()), ("multi_thread", multi_thread())] {
+    for (name, rt) in flavours() {
         let alloc = SmartAlloc::new(Default::default());
         let all_waiting = Arc::new(Barrier::new(2 * PAIRS + 1));
         let mut probes = Vec::new();
