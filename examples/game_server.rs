@@ -10,7 +10,7 @@
 //!   into frame memory, update the persistent world, `end_frame`, sleep to the next tick.
 //!
 //! It stops by itself when every client is done, prints what it did and the allocator's
-//! statistics, and exits non-zero if any event was lost.
+//! statistics, and exits non-zero if any event was lost or any task or pool memory is left.
 //!
 //! `cargo run --release --example game_server`
 
@@ -151,6 +151,11 @@ fn main() {
     println!("  quarantined chunks: {}, frames begun: {}", stats.quarantined_chunks, stats.frames);
     if world != expected || handled != events {
         eprintln!("game_server: events were lost: {world:?} != {expected:?}");
+        std::process::exit(1);
+    }
+    // Every handler's `TaskAlloc` and every pooled event is gone: nothing may be left.
+    if stats.heaps_alive != 0 || stats.task.live_bytes != 0 || stats.pool.live_bytes != 0 {
+        eprintln!("game_server: memory was left behind: {stats:?}");
         std::process::exit(1);
     }
 }
