@@ -49,7 +49,9 @@
 //! per-round speed-up over mimalloc (the goal's second reference). A slow spell of the shared
 //! machine then hits every case alike, so these ratios are steadier than ones taken across
 //! separate criterion runs; the README reports them.
-//! `cargo bench --bench tokio_compat --features tokio -- paired` runs only it.
+//! `cargo bench --bench tokio_compat --features tokio -- paired` runs only it. Under
+//! `cargo test --benches` (criterion's test mode, no `--bench` argument) it runs two rounds,
+//! to check every case, not to measure.
 //!
 //! A last group, `handler_allocations_no_tokio`, times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
@@ -223,7 +225,11 @@ fn handler_allocations(c: &mut Criterion) {
 /// per workload, the median time per case and the medians (with quartiles) of the per-round
 /// ratios against framealloc's per-task heaps. These ratios are the ones the README reports.
 fn paired() {
-    const ROUNDS: usize = 120;
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`, CI's smoke run)
+    // criterion runs each benchmark once, and the comparison runs two rounds: enough to
+    // check every case, not to measure.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds: usize = if smoke { 2 } else { 120 };
     const BATCH: u32 = 8;
     let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
     let workloads = [
@@ -235,8 +241,8 @@ fn paired() {
         for (_, run) in cases {
             run(); // warm up
         }
-        let mut times = vec![Vec::with_capacity(ROUNDS); cases.len()];
-        for round in 0..ROUNDS {
+        let mut times = vec![Vec::with_capacity(rounds); cases.len()];
+        for round in 0..rounds {
             for k in 0..cases.len() {
                 let i = (round + k) % cases.len();
                 // One untimed run first, so that the batch times the case warm, whatever ran
@@ -255,7 +261,8 @@ fn paired() {
             v.sort_by(|a, b| a.total_cmp(b));
             (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
         };
-        println!("\npaired comparison, {workload} ({ROUNDS} rounds of {BATCH} runs of {TASKS} tasks):");
+        let note = if smoke { "; a smoke run, not a measurement" } else { "" };
+        println!("\npaired comparison, {workload} ({rounds} rounds of {BATCH} runs of {TASKS} tasks{note}):");
         let pool = cases.iter().position(|c| c.0 == "framealloc_spawn_pool").expect("case present");
         let mimalloc = cases.iter().position(|c| c.0 == "mimalloc").expect("case present");
         // Median and quartiles of case `i`'s per-round time over case `base`'s.
