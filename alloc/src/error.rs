@@ -82,7 +82,8 @@ impl AllocError {
         matches!(self.kind, Kind::CapacityOverflow)
     }
 
-    /// Bytes the failed request asked for.
+    /// Bytes the failed request asked for: the value or buffer, not the chunk or block (with
+    /// its size-class rounding or prefix) that would have held it.
     pub fn requested(&self) -> usize {
         self.requested
     }

@@ -124,12 +124,14 @@ impl Shared {
         Registration { shared: self.clone(), counters, slot }
     }
 
-    /// Takes `bytes` from the total budget (chunk or large block acquisition). Parked task
-    /// heaps (this thread's and the shared spares) are a cache, so they are freed before the
-    /// budget says no.
-    pub(crate) fn charge(&self, bytes: usize, owner: u64) -> Result<(), AllocError> {
-        match self.try_charge(bytes, owner) {
-            Err(_) if crate::local::release_parked(self.id) | self.release_spares() => self.try_charge(bytes, owner),
+    /// Takes `bytes` from the total budget (chunk or large block acquisition) for a request of
+    /// `requested` bytes (named in the error). Parked task heaps (this thread's and the shared
+    /// spares) are a cache, so they are freed before the budget says no.
+    pub(crate) fn charge(&self, bytes: usize, requested: usize, owner: u64) -> Result<(), AllocError> {
+        match self.try_charge(bytes, requested, owner) {
+            Err(_) if crate::local::release_parked(self.id) | self.release_spares() => {
+                self.try_charge(bytes, requested, owner)
+            }
             r => r,
         }
     }
@@ -178,12 +180,12 @@ impl Shared {
         any
     }
 
-    fn try_charge(&self, bytes: usize, owner: u64) -> Result<(), AllocError> {
+    fn try_charge(&self, bytes: usize, requested: usize, owner: u64) -> Result<(), AllocError> {
         let before = self.held.fetch_add(bytes as u64, Relaxed);
         if let Some(cap) = self.config.max_total_bytes {
             if before + bytes as u64 > cap as u64 {
                 self.held.fetch_sub(bytes as u64, Relaxed);
-                return Err(AllocError::budget(Budget::Total, cap, before as usize, bytes, owner));
+                return Err(AllocError::budget(Budget::Total, cap, before as usize, requested, owner));
             }
         }
         Ok(())

@@ -153,6 +153,12 @@ impl SmartAlloc {
         self.frame_box(T::default())
     }
 
+    /// A `T::default()` in the current frame, or the error (frame or total budget).
+    #[inline]
+    pub fn try_frame_alloc<T: Default>(&self) -> Result<FrameBox<'_, T>, AllocError> {
+        self.try_frame_box(T::default())
+    }
+
     /// An empty vector in the current frame; it allocates when it grows.
     #[track_caller]
     pub fn frame_vec<T>(&self) -> FrameVec<'_, T> {
@@ -230,6 +236,12 @@ impl SmartAlloc {
     #[track_caller]
     pub fn pool_alloc<T: Default>(&self) -> PoolBox<T> {
         self.pool_box(T::default())
+    }
+
+    /// A `T::default()` from the current task's heap or this thread's pool, or the error.
+    #[inline]
+    pub fn try_pool_alloc<T: Default>(&self) -> Result<PoolBox<T>, AllocError> {
+        self.try_pool_box(T::default())
     }
 
     /// An empty vector from the current task's heap or this thread's pool.

@@ -130,10 +130,29 @@ impl TaskAlloc {
             Ok(p) => p,
             Err(e) => fail(e),
         };
+        // SAFETY: a fresh block of this heap for a `T`.
+        unsafe { self.fill_with(ptr, f) }
+    }
+
+    /// [`alloc_with`](Self::alloc_with) that returns the error instead of panicking (`f` is
+    /// not called then).
+    #[inline]
+    pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<TaskBox<'_, T>, AllocError> {
+        let ptr = self.heap().allocate_typed::<T>()?;
+        // SAFETY: a fresh block of this heap for a `T`.
+        Ok(unsafe { self.fill_with(ptr, f) })
+    }
+
+    /// Stores `f()` in `ptr` and boxes it; frees the block if `f` unwinds.
+    ///
+    /// # Safety
+    /// `ptr` comes from this heap's `allocate_typed::<T>()` and is not used by anything else.
+    #[inline(always)]
+    unsafe fn fill_with<T>(&self, ptr: NonNull<T>, f: impl FnOnce() -> T) -> TaskBox<'_, T> {
         let heap = self.heap();
         // SAFETY: the block is unused until `f` returns; freed once if `f` unwinds.
         let unwind = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
-        // SAFETY: `ptr` is valid for a `T`.
+        // SAFETY: `ptr` is valid for a `T` (caller).
         unsafe { ptr.as_ptr().write(f()) };
         core::mem::forget(unwind);
         TaskBox { ptr, heap, _owns: PhantomData }
@@ -152,6 +171,15 @@ impl TaskAlloc {
         let mut v = self.alloc_vec();
         v.reserve(capacity);
         v
+    }
+
+    /// A vector with room for `capacity` elements, or the error (a budget, or a size that
+    /// overflows).
+    #[inline]
+    pub fn try_alloc_vec_with_capacity<T>(&self, capacity: usize) -> Result<TaskVec<'_, T>, AllocError> {
+        let mut v = self.alloc_vec();
+        v.try_reserve(capacity)?;
+        Ok(v)
     }
 
     /// Bytes of this heap's live allocations.

@@ -268,6 +268,9 @@ fn frame_budget_is_an_error_then_a_panic() {
     for _ in 0..10 {
         kept.push(alloc.try_frame_box([0u8; 100]).expect("1000 bytes fit in 1024"));
     }
+    let e = alloc.try_frame_alloc::<[[u8; 25]; 4]>().map(drop).unwrap_err();
+    assert!(e.is_frame_budget() && e.requested() == 100, "{e}");
+    assert_eq!(*alloc.try_frame_alloc::<u8>().expect("one byte still fits"), 0);
     let e = alloc.try_frame_box([0u8; 100]).unwrap_err();
     assert!(e.is_budget() && e.is_frame_budget() && !e.is_task_budget());
     assert_eq!(e.cap(), Some(1024));

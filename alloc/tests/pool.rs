@@ -239,12 +239,16 @@ fn task_heap_budget_applies_to_pool_in_tasks() {
     let id = cx.id();
     let msg = cx.enter(|| {
         let mut kept = Vec::new();
-        loop {
+        let msg = loop {
             match alloc.try_pool_box([0u8; 2048]) {
                 Ok(b) => kept.push(b),
                 Err(e) => break e.to_string(),
             }
-        }
+        };
+        let e = alloc.try_pool_alloc::<[[u64; 32]; 8]>().map(drop).unwrap_err();
+        assert!(e.is_task_budget() && e.requested() == 2048, "the value, not its block: {e}");
+        assert_eq!(*alloc.try_pool_alloc::<u8>().expect("one byte still fits"), 0);
+        msg
     });
     assert!(msg.contains("task heap budget") && msg.contains(&format!("task {id}")), "{msg}");
 }

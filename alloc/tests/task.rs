@@ -180,6 +180,19 @@ fn task_heap_budget() {
     assert!(msg.contains("task heap budget") && msg.contains("65536"), "{msg}");
     let mut v = task.alloc_vec::<u8>();
     assert!(v.try_reserve(1 << 20).unwrap_err().is_task_budget());
+    let e = task.try_alloc_vec_with_capacity::<u8>(1 << 20).map(drop).unwrap_err();
+    assert!(e.is_task_budget() && e.requested() == 1 << 20, "{e}");
+    let e = task.try_alloc_vec_with_capacity::<u64>(usize::MAX / 4).map(drop).unwrap_err();
+    assert!(e.is_capacity_overflow(), "{e}");
+    let mut called = false;
+    let e = task.try_alloc_with(|| {
+        called = true;
+        [0u8; 1024]
+    });
+    assert!(e.map(drop).unwrap_err().is_task_budget());
+    assert!(!called, "f is not called when the allocation fails");
+    assert_eq!(*task.try_alloc_with(|| 7u8).expect("one byte still fits"), 7);
+    assert_eq!(task.try_alloc_vec_with_capacity::<u8>(8).expect("8 bytes still fit").capacity(), 8);
     drop(kept);
     // After freeing, the same heap serves again.
     assert_eq!(*task.alloc_box(1u8), 1);
@@ -194,6 +207,12 @@ fn total_budget_across_heaps() {
     let _y = b.alloc_box([0u8; 100]); // another
     let e = a.try_alloc_box([0u8; 20_000]).map(drop).unwrap_err();
     assert!(e.is_total_budget(), "{e}");
+    assert_eq!(e.requested(), 20_000, "{e}");
+    // A small value that needs a new chunk: the error names the value, not the chunk.
+    let fill: Vec<_> = std::iter::from_fn(|| a.try_alloc_box([0u8; 1000]).ok()).take(100).collect();
+    let e = a.try_alloc_box([0u8; 1000]).map(drop).unwrap_err();
+    assert!(e.is_total_budget() && e.requested() == 1000, "{e}");
+    drop(fill);
     drop((_x, _y));
     drop((a, b));
     // Released heaps give their bytes back.

@@ -3,7 +3,7 @@
 //!
 //! Every test uses its own `SmartAlloc`, so its statistics see only its own tasks.
 
-use framealloc_alloc::{AllocStats, SmartAlloc};
+use framealloc_alloc::{AllocConfig, AllocStats, SmartAlloc};
 use framealloc_tokio::{AsyncPoolGuard, TaskAlloc};
 use std::future::Future;
 use std::sync::Arc;
@@ -31,8 +31,17 @@ where
     F: Fn(SmartAlloc) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_both_flavours_with(AllocConfig::default(), test);
+}
+
+/// [`on_both_flavours`] with a `SmartAlloc` of `config`.
+fn on_both_flavours_with<F, Fut>(config: AllocConfig, test: F)
+where
+    F: Fn(SmartAlloc) -> Fut,
+    Fut: Future<Output = ()>,
+{
     for (name, rt) in flavours() {
-        let alloc = SmartAlloc::new(Default::default());
+        let alloc = SmartAlloc::new(config.clone());
         rt.block_on(test(alloc.clone()));
         drop(rt);
         let s = alloc.stats();
@@ -248,6 +257,55 @@ fn panic_in_a_task_frees_its_heap() {
 
 /// A runtime dropped while its tasks wait drops their futures (tokio cancels them): every
 /// task heap, `TaskAlloc` heap and guard heap goes back, each future dropped as its task.
+/// A task heap budget inside tokio tasks. Each task's heap has its own: `try_*` returns the
+/// error, the plain call panics with a message naming the budget, the cap and the task, the
+/// `JoinHandle` reports the panic, and the heap goes back, so the next task has the whole
+/// budget again. The same holds for a `TaskAlloc` in a plain `tokio::spawn` task, whose
+/// message names the tokio task.
+#[test]
+fn task_heap_budget_inside_tokio_tasks() {
+    const BUDGET: usize = 64 * 1024;
+    on_both_flavours_with(AllocConfig::default().with_task_heap_budget(BUDGET), |alloc| async move {
+        for round in 0..2 {
+            let a = alloc.clone();
+            let err = framealloc_tokio::spawn(async move {
+                let half = a.pool_vec_with_capacity::<u8>(BUDGET / 2);
+                let e = a.try_pool_vec_with_capacity::<u8>(BUDGET).map(drop).unwrap_err();
+                assert!(e.is_task_budget() && e.cap() == Some(BUDGET) && e.requested() == BUDGET, "{e}");
+                tokio::task::yield_now().await;
+                let _over = a.pool_vec_with_capacity::<u8>(BUDGET); // panics
+                drop(half);
+            })
+            .await
+            .unwrap_err();
+            let msg = panic_message(err);
+            assert!(msg.contains("task heap budget") && msg.contains(&BUDGET.to_string()), "round {round}: {msg}");
+            assert!(msg.contains(", in task "), "names the framealloc task: {msg}");
+            assert_empty(&alloc.stats());
+        }
+
+        let a = alloc.clone();
+        let (err, tokio_id) = {
+            let (id_tx, id_rx) = oneshot::channel();
+            let err = tokio::spawn(async move {
+                id_tx.send(tokio::task::id()).unwrap();
+                let task = TaskAlloc::new(&a);
+                let e = task.try_alloc_vec_with_capacity::<u8>(2 * BUDGET).map(drop).unwrap_err();
+                assert!(e.is_task_budget(), "{e}");
+                tokio::task::yield_now().await;
+                let _over = task.alloc_vec_with_capacity::<u8>(2 * BUDGET); // panics
+            })
+            .await
+            .unwrap_err();
+            (err, id_rx.await.unwrap())
+        };
+        let msg = panic_message(err);
+        assert!(msg.contains("task heap budget"), "{msg}");
+        assert!(msg.contains(&format!("in tokio task {tokio_id}")), "names the tokio task: {msg}");
+        assert_empty(&alloc.stats());
+    });
+}
+
 #[test]
 fn dropping_the_runtime_with_tasks_waiting_frees_every_heap() {
     const PAIRS: usize = if cfg!(miri) { 4 } else { 32 };

@@ -231,7 +231,7 @@ impl FrameArena {
         if idx == chunks.len() {
             let size = self.next_chunk.get().max(needed.next_power_of_two());
             let shared = self.stats.reg.shared();
-            shared.charge(size, identity::current())?;
+            shared.charge(size, layout.size(), identity::current())?;
             let Some(c) = FrameChunk::create(size, &self.stats) else {
                 shared.uncharge(size);
                 return Err(AllocError::out_of_memory(size));

@@ -28,7 +28,7 @@
 //! `AllocStats::quarantined_chunks` reports the chunks such a retained heap holds.
 
 use super::blocks::BlockArena;
-use super::class::{class_of, ClassOf, BLOCK_ALIGN, CLASS_SIZE};
+use super::class::{class_of, ClassOf, BLOCK_ALIGN};
 use crate::chunk;
 use crate::error::{AllocError, Budget};
 use crate::identity::{self, NOBODY};
@@ -337,7 +337,7 @@ impl HeapCore {
         let local = unsafe { self.local() };
         let p = match local.arena.alloc(class) {
             Some(p) => p,
-            None => self.refill(&mut local.arena, class)?,
+            None => self.refill(&mut local.arena, class, counted)?,
         };
         self.counters().own_alloc(counted);
         Ok(p)
@@ -351,17 +351,18 @@ impl HeapCore {
         let mut arena = self.foreign.lock();
         let p = match arena.alloc(class) {
             Some(p) => p,
-            None => self.refill(&mut arena, class)?,
+            None => self.refill(&mut arena, class, counted)?,
         };
         drop(arena);
         self.counters().other_alloc(counted);
         Ok(p)
     }
 
-    /// `arena` has no block of `class`: take the remote frees, else a new chunk.
+    /// `arena` has no block of `class`: take the remote frees, else a new chunk. `requested`
+    /// is what the caller asked for (the value's bytes), named in a budget error.
     #[cold]
     #[inline(never)]
-    fn refill(&self, arena: &mut BlockArena, class: usize) -> Result<NonNull<u8>, AllocError> {
+    fn refill(&self, arena: &mut BlockArena, class: usize, requested: usize) -> Result<NonNull<u8>, AllocError> {
         if let Some(p) = arena.alloc_next_granule(class) {
             return Ok(p);
         }
@@ -371,7 +372,7 @@ impl HeapCore {
             return Ok(arena.alloc(class).expect("a free block was just absorbed"));
         }
         let size = self.chunk_size;
-        self.charge(size, CLASS_SIZE[class])?;
+        self.charge(size, requested)?;
         let Some(chunk) = chunk::acquire(size) else {
             self.uncharge(size);
             return Err(AllocError::out_of_memory(size));
@@ -391,7 +392,7 @@ impl HeapCore {
                 return Err(AllocError::budget(Budget::TaskHeap, cap, before as usize, requested, self.blame()));
             }
         }
-        if let Err(e) = self.shared().charge(bytes, self.blame()) {
+        if let Err(e) = self.shared().charge(bytes, requested, self.blame()) {
             held.fetch_sub(bytes as u64, Ordering::Relaxed);
             return Err(e);
         }
@@ -413,7 +414,8 @@ impl HeapCore {
 
     #[cold]
     fn allocate_large(&self, layout: Layout, owner: bool, counted: usize) -> Result<NonNull<u8>, AllocError> {
-        self.charge(layout.size(), layout.size())?;
+        // The error names what the caller asked for, not the block with its prefix.
+        self.charge(layout.size(), counted)?;
         // SAFETY: non-zero size (callers handle zero-sized values without allocating).
         let Some(p) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
             self.uncharge(layout.size());
