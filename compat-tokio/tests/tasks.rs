@@ -255,8 +255,6 @@ fn panic_in_a_task_frees_its_heap() {
     });
 }
 
-/// A runtime dropped while its tasks wait drops their futures (tokio cancels them): every
-/// task heap, `TaskAlloc` heap and guard heap goes back, each future dropped as its task.
 /// A task heap budget inside tokio tasks. Each task's heap has its own: `try_*` returns the
 /// error, the plain call panics with a message naming the budget, the cap and the task, the
 /// `JoinHandle` reports the panic, and the heap goes back, so the next task has the whole
@@ -285,20 +283,18 @@ fn task_heap_budget_inside_tokio_tasks() {
         }
 
         let a = alloc.clone();
-        let (err, tokio_id) = {
-            let (id_tx, id_rx) = oneshot::channel();
-            let err = tokio::spawn(async move {
-                id_tx.send(tokio::task::id()).unwrap();
-                let task = TaskAlloc::new(&a);
-                let e = task.try_alloc_vec_with_capacity::<u8>(2 * BUDGET).map(drop).unwrap_err();
-                assert!(e.is_task_budget(), "{e}");
-                tokio::task::yield_now().await;
-                let _over = task.alloc_vec_with_capacity::<u8>(2 * BUDGET); // panics
-            })
-            .await
-            .unwrap_err();
-            (err, id_rx.await.unwrap())
-        };
+        let (id_tx, id_rx) = oneshot::channel();
+        let err = tokio::spawn(async move {
+            id_tx.send(tokio::task::id()).unwrap();
+            let task = TaskAlloc::new(&a);
+            let e = task.try_alloc_vec_with_capacity::<u8>(2 * BUDGET).map(drop).unwrap_err();
+            assert!(e.is_task_budget(), "{e}");
+            tokio::task::yield_now().await;
+            let _over = task.alloc_vec_with_capacity::<u8>(2 * BUDGET); // panics
+        })
+        .await
+        .unwrap_err();
+        let tokio_id = id_rx.await.unwrap();
         let msg = panic_message(err);
         assert!(msg.contains("task heap budget"), "{msg}");
         assert!(msg.contains(&format!("in tokio task {tokio_id}")), "names the tokio task: {msg}");
@@ -306,6 +302,8 @@ fn task_heap_budget_inside_tokio_tasks() {
     });
 }
 
+/// A runtime dropped while its tasks wait drops their futures (tokio cancels them): every
+/// task heap, `TaskAlloc` heap and guard heap goes back, each future dropped as its task.
 #[test]
 fn dropping_the_runtime_with_tasks_waiting_frees_every_heap() {
     const PAIRS: usize = if cfg!(miri) { 4 } else { 32 };
