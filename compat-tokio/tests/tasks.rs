@@ -682,3 +682,29 @@ fn spawn_outside_a_runtime_panics_like_tokio_and_drops_the_future() {
     // The future (and the block it captured) was dropped, and no heap was made for it.
     assert_empty(&alloc.stats());
 }
+
+/// Polling a `with_task_heap` future again after it completed is the caller's bug (as with any
+/// future): it panics with a message saying so, the heap released at completion stays
+/// released, and the thread is not left running as the task (its `pool_*` calls go to the
+/// thread's pool again).
+#[test]
+fn polling_a_completed_wrapper_panics_clearly() {
+    use std::task::{Context, Poll, Waker};
+    let alloc = SmartAlloc::new(Default::default());
+    let a = alloc.clone();
+    let mut fut = std::pin::pin!(framealloc_tokio::with_task_heap(async move { *a.pool_box(5u8) }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(5));
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!((s.task.allocations, s.pool.allocations), (1, 0), "{s:?}");
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
+        .expect_err("polled after completion");
+    let msg = payload_text(&*err);
+    assert!(msg.contains("`WithTaskHeap` polled after it completed"), "{msg:?}");
+    assert_empty(&alloc.stats());
+    let here = alloc.pool_box(1u8);
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.allocations), (1, 1), "back on the thread's pool: {s:?}");
+    drop(here);
+}
