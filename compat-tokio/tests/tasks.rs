@@ -708,3 +708,47 @@ fn polling_a_completed_wrapper_panics_clearly() {
     assert_eq!((s.pool.live_bytes, s.task.allocations), (1, 1), "back on the thread's pool: {s:?}");
     drop(here);
 }
+
+/// A guard sent to another task and dropped there ends its scope: the task that opened it goes
+/// back to its own heap (a task of `spawn`) or to the thread's pool (a plain task) at its next
+/// `pool_*` call, and what the scope made stays valid, counted as escaped.
+#[test]
+fn a_guard_dropped_in_another_task_ends_its_scope() {
+    on_both_flavours(|alloc| async move {
+        for ours in [true, false] {
+            let before = alloc.stats();
+            let (guard_tx, guard_rx) = oneshot::channel::<AsyncPoolGuard>();
+            let (dropped_tx, dropped_rx) = oneshot::channel::<()>();
+            let dropper = tokio::spawn(async move {
+                drop(guard_rx.await.unwrap());
+                dropped_tx.send(()).unwrap();
+            });
+            let a = alloc.clone();
+            let opener = async move {
+                let guard = AsyncPoolGuard::new(&a);
+                let in_scope = a.pool_box(7u64);
+                assert_eq!(guard.escaped(), 1);
+                guard_tx.send(guard).unwrap();
+                dropped_rx.await.unwrap();
+                (in_scope, a.pool_box(8u64))
+            };
+            let (in_scope, after) = if ours {
+                framealloc_tokio::spawn(opener).await.unwrap()
+            } else {
+                tokio::spawn(opener).await.unwrap()
+            };
+            dropper.await.unwrap();
+            assert_eq!((*in_scope, *after), (7, 8));
+            let s = alloc.stats();
+            let which = if ours { "spawn" } else { "tokio::spawn" };
+            assert_eq!(s.guard_escapes - before.guard_escapes, 1, "{which}: {s:?}");
+            // The guard's allocation is task memory either way; the one after it is the
+            // task's (spawn) or the thread pool's (a plain task has no heap of its own).
+            let (task, pool) = if ours { (2, 0) } else { (1, 1) };
+            assert_eq!(s.task.allocations - before.task.allocations, task, "{which}: {s:?}");
+            assert_eq!(s.pool.allocations - before.pool.allocations, pool, "{which}: {s:?}");
+            drop((in_scope, after));
+            assert_empty(&alloc.stats());
+        }
+    });
+}
