@@ -508,3 +508,33 @@ fn pool_vecs_with_capacity_on_every_path() {
     drop(v);
     assert_eq!(alloc.stats().pool.live_bytes, 0);
 }
+
+/// `pool_vec_with_capacity` inside a task, on the class fast path (up to 1 KiB) and off it:
+/// every buffer is live, counted and its own until its vector drops, and `push` past the
+/// capacity moves the elements to a bigger buffer.
+#[test]
+fn pool_vec_with_capacity_in_a_task_keeps_each_buffer() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    cx.enter(|| {
+        let sizes = [16usize, 100, 256, 1024, 3000];
+        let mut vs: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut v = alloc.pool_vec_with_capacity::<u8>(n);
+                assert_eq!(v.capacity(), n);
+                v.extend(std::iter::repeat_n(i as u8 + 1, n));
+                v
+            })
+            .collect();
+        assert_eq!(alloc.stats().task.live_bytes, sizes.iter().sum::<usize>() as u64);
+        for (i, v) in vs.iter().enumerate() {
+            assert!(v.iter().all(|&b| b == i as u8 + 1), "buffer {i} was overwritten");
+        }
+        vs[0].push(9); // past the capacity
+        assert!(vs[0].capacity() > 16 && vs[0][..16].iter().all(|&b| b == 1) && vs[0][16] == 9);
+        drop(vs);
+        assert_eq!(alloc.stats().task.live_bytes, 0);
+    });
+}
