@@ -73,15 +73,23 @@ pub(crate) fn try_reserve<T, A: Allocator>(
     v.try_reserve(additional).map_err(|_| take_error())
 }
 
-/// Room for one more element for `push`, or the panic with the heap's error. Out of line, like
-/// `Vec`'s own growth, so that the inlined `push` stays a compare, a store and an increment.
+/// `v` with room for one more element, for `push`, or the panic with the heap's error. Out of
+/// line, like `Vec`'s own growth, so that the inlined `push` stays a compare, a store and an
+/// increment. By value, not `&mut`: a vector whose address reaches a call must live in memory,
+/// and one just built there (its words stored one by one) and then moved (read back as one
+/// wider value) costs a failed store-to-load forward, a stall of a dozen cycles or more.
+///
+/// The caller keeps a bitwise copy of `v` as the owner until this returns: `v` is never dropped
+/// here, and on the panic it is as it came (a failed reservation changes nothing).
 #[cold]
 #[inline(never)]
 #[track_caller]
-pub(crate) fn reserve_one<T, A: Allocator>(v: &mut allocator_api2::vec::Vec<T, A>) {
-    if let Err(e) = try_reserve(v, 1) {
+pub(crate) fn grown_by_one<T, A: Allocator>(v: allocator_api2::vec::Vec<T, A>) -> allocator_api2::vec::Vec<T, A> {
+    let mut v = core::mem::ManuallyDrop::new(v);
+    if let Err(e) = try_reserve(&mut v, 1) {
         crate::error::fail(e)
     }
+    core::mem::ManuallyDrop::into_inner(v)
 }
 
 /// The first allocation of an empty vector (the usual case for short-lived buffers): one
@@ -131,7 +139,15 @@ macro_rules! heap_vec_methods {
         #[track_caller]
         pub fn push(&mut self, value: T) {
             if self.$inner.len() == self.$inner.capacity() {
-                crate::vec::reserve_one(&mut self.$inner);
+                // The vector goes to the slow path and comes back by value, so that its
+                // address is never taken here (see `grown_by_one`).
+                // SAFETY: the bitwise copy moved out is written back before anything else
+                // uses the field; `grown_by_one` never drops it (on a panic, the field,
+                // unchanged, stays the owner).
+                unsafe {
+                    let v = core::ptr::read(&self.$inner);
+                    core::ptr::write(&mut self.$inner, crate::vec::grown_by_one(v));
+                }
             }
             self.$inner.push(value);
         }

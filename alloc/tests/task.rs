@@ -333,3 +333,28 @@ fn parked_heap_memory_stays_bounded_over_changing_sizes() {
     let s = alloc.stats();
     assert_eq!((s.heaps_alive, s.task.live_bytes), (0, 0));
 }
+
+/// `push` that needs more than the budget allows panics, and the vector is left as it was: its
+/// elements intact (with drop glue, dropped once), still usable within its capacity.
+#[test]
+fn push_past_the_budget_panics_and_leaves_the_vector_intact() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(64 * 1024));
+    let task = TaskAlloc::new(&alloc);
+    let mut v = task.alloc_vec::<String>();
+    let mut pushed = 0;
+    let msg = loop {
+        match catch_unwind(AssertUnwindSafe(|| v.push(pushed.to_string()))) {
+            Ok(()) => pushed += 1,
+            Err(p) => break panic_message(p),
+        }
+        assert!(pushed < 100_000, "the budget must stop this");
+    };
+    assert!(msg.contains("task heap budget"), "{msg}");
+    assert_eq!(v.len(), pushed);
+    assert!(v.iter().enumerate().all(|(i, s)| *s == i.to_string()));
+    v.truncate(1);
+    v.push("again".to_string()); // room within the capacity
+    assert_eq!(v[1], "again");
+    drop(v);
+    assert_eq!(task.live_bytes(), 0);
+}
