@@ -75,9 +75,8 @@ pub(crate) fn try_reserve<T, A: Allocator>(
 
 /// `v` with room for one more element, for `push`, or the panic with the heap's error. Out of
 /// line, like `Vec`'s own growth, so that the inlined `push` stays a compare, a store and an
-/// increment. By value, not `&mut`: a vector whose address reaches a call must live in memory,
-/// and one just built there (its words stored one by one) and then moved (read back as one
-/// wider value) costs a failed store-to-load forward, a stall of a dozen cycles or more.
+/// increment. By value, not `&mut`, so that the vector can stay in registers (why that matters:
+/// `pool::vec`'s module docs).
 ///
 /// The caller keeps a bitwise copy of `v` as the owner until this returns: `v` is never dropped
 /// here, and on the panic it is as it came (a failed reservation changes nothing).
