@@ -73,22 +73,15 @@ pub(crate) fn try_reserve<T, A: Allocator>(
     v.try_reserve(additional).map_err(|_| take_error())
 }
 
-/// `v` with room for one more element, for `push`, or the panic with the heap's error. Out of
-/// line, like `Vec`'s own growth, so that the inlined `push` stays a compare, a store and an
-/// increment. By value, not `&mut`, so that the vector can stay in registers (why that matters:
-/// `pool::vec`'s module docs).
-///
-/// The caller keeps a bitwise copy of `v` as the owner until this returns: `v` is never dropped
-/// here, and on the panic it is as it came (a failed reservation changes nothing).
+/// Room for one more element for `push`, or the panic with the heap's error. Out of line, like
+/// `Vec`'s own growth, so that the inlined `push` stays a compare, a store and an increment.
 #[cold]
 #[inline(never)]
 #[track_caller]
-pub(crate) fn grown_by_one<T, A: Allocator>(v: allocator_api2::vec::Vec<T, A>) -> allocator_api2::vec::Vec<T, A> {
-    let mut v = core::mem::ManuallyDrop::new(v);
-    if let Err(e) = try_reserve(&mut v, 1) {
+pub(crate) fn reserve_one<T, A: Allocator>(v: &mut allocator_api2::vec::Vec<T, A>) {
+    if let Err(e) = try_reserve(v, 1) {
         crate::error::fail(e)
     }
-    core::mem::ManuallyDrop::into_inner(v)
 }
 
 /// The first allocation of an empty vector (the usual case for short-lived buffers): one
@@ -138,15 +131,7 @@ macro_rules! heap_vec_methods {
         #[track_caller]
         pub fn push(&mut self, value: T) {
             if self.$inner.len() == self.$inner.capacity() {
-                // The vector goes to the slow path and comes back by value, so that its
-                // address is never taken here (see `grown_by_one`).
-                // SAFETY: the bitwise copy moved out is written back before anything else
-                // uses the field; `grown_by_one` never drops it (on a panic, the field,
-                // unchanged, stays the owner).
-                unsafe {
-                    let v = core::ptr::read(&self.$inner);
-                    core::ptr::write(&mut self.$inner, crate::vec::grown_by_one(v));
-                }
+                crate::vec::reserve_one(&mut self.$inner);
             }
             self.$inner.push(value);
         }
