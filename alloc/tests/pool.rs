@@ -538,3 +538,94 @@ fn pool_vec_with_capacity_in_a_task_keeps_each_buffer() {
         assert_eq!(alloc.stats().task.live_bytes, 0);
     });
 }
+
+/// Allocates pool and task memory again in its own `drop`, on its own heap.
+struct AllocatesOnDrop {
+    alloc: SmartAlloc,
+    value: u32,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for AllocatesOnDrop {
+    fn drop(&mut self) {
+        let mut v = self.alloc.pool_vec::<u32>();
+        v.extend((0..40).map(|i| i + self.value));
+        let b = self.alloc.pool_box([self.value; 40]);
+        let task = TaskAlloc::new(&self.alloc);
+        let t = task.alloc_box(self.value);
+        assert_eq!((v[39], b[39], *t), (39 + self.value, self.value, self.value));
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn drops_that_allocate_reenter_their_heap_safely() {
+    // A vector or box being freed runs its elements' drops first; those may allocate and free
+    // in the same heap (the thread's pool, or the task's) while the outer free is under way.
+    let alloc = SmartAlloc::default();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let make = |value| AllocatesOnDrop { alloc: alloc.clone(), value, dropped: dropped.clone() };
+    let n = scale(100) as u32;
+    let fill = || {
+        let mut v = alloc.pool_vec();
+        v.extend((0..n).map(make));
+        v.truncate(n as usize / 2);
+        drop(v);
+        drop(alloc.pool_box(make(n)));
+        let task = TaskAlloc::new(&alloc);
+        let mut tv = task.alloc_vec();
+        tv.extend((0..n).map(make));
+        drop(tv);
+        drop(task.alloc_box(make(n)));
+    };
+    fill();
+    let mut cx = TaskContext::new();
+    cx.enter(fill);
+    cx.release();
+    assert_eq!(dropped.load(Ordering::SeqCst), 2 * (2 * n as usize + 2));
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.live_bytes, s.heaps_alive), (0, 0, 0));
+}
+
+thread_local! {
+    /// Handles a user keeps in a thread local of their own, dropped when the thread ends.
+    static KEPT: std::cell::RefCell<Vec<PoolBox<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Allocates when the thread's locals are destroyed.
+    static LATE: std::cell::RefCell<Option<AllocatesOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn handles_and_allocations_in_thread_local_destructors() {
+    // Thread locals are destroyed in an order nobody controls: the user's may go after
+    // framealloc's per-thread cache. Pool handles kept in them must still free, and pool and
+    // task allocations made from their destructors must still work. Each order is tried:
+    // the user's locals are first touched before framealloc's, or after.
+    let alloc = SmartAlloc::default();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for user_first in [true, false] {
+        let alloc = alloc.clone();
+        let dropped = dropped.clone();
+        std::thread::spawn(move || {
+            let mut late = Some(AllocatesOnDrop { alloc: alloc.clone(), value: 3, dropped });
+            let mut keep_in_user_locals = || {
+                KEPT.with(|k| k.borrow_mut().push(alloc.pool_box(1)));
+                LATE.with(|l| *l.borrow_mut() = late.take());
+            };
+            if user_first {
+                keep_in_user_locals();
+            }
+            // Touches framealloc's own thread locals (the pool heap and the heap cache).
+            drop(alloc.pool_box(2u64));
+            drop(TaskAlloc::new(&alloc).alloc_box(2u64));
+            if !user_first {
+                keep_in_user_locals();
+            }
+            assert!(alloc.stats().pool.live_bytes >= 8);
+        })
+        .join()
+        .expect("the thread and its thread-local destructors ran without panicking");
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.live_bytes), (0, 0));
+}
