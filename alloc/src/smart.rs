@@ -37,7 +37,10 @@ impl Drop for AllocHandle {
 /// * **Frame**: [`frame_box`](Self::frame_box), [`frame_vec`](Self::frame_vec),
 ///   [`frame_slice`](Self::frame_slice), [`frame_scope`](Self::frame_scope) bump-allocate in the
 ///   calling thread's arena, recycled all at once by the next [`begin_frame`](Self::begin_frame).
-///   Calling them while a task is polled panics with `FA701` (use `TaskAlloc`).
+///   Calling them while a task is polled panics with `FA701` (use `TaskAlloc`). They also
+///   panic when called from a thread-local destructor after the thread's arena is gone. The
+///   `try_` twins panic in both cases too: these are misuse, not a shortage of memory. Pool
+///   and task memory keep working in thread-local destructors.
 /// * **Task**: [`TaskAlloc`](crate::TaskAlloc), and `pool_*` inside a task.
 /// * **Pool**: [`pool_box`](Self::pool_box), [`pool_vec`](Self::pool_vec) outside tasks use the
 ///   calling thread's pool; the handles own their memory and may go anywhere.
