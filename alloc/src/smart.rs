@@ -302,7 +302,8 @@ fn fa701(what: &str) -> ! {
     panic!(
         "FA701: frame allocation in async function: `{what}` was called while a task is being polled. \
          Frame memory is recycled at the next begin_frame and belongs to the main loop; \
-         inside tasks use TaskAlloc (task.alloc_box / task.alloc_vec) or pool_* instead."
+         inside tasks use TaskAlloc (task.alloc_box / task.alloc_vec) or pool_* instead. \
+         Code run by spawn_blocking counts as a task too: run a frame loop on a std::thread of its own."
     )
 }
 

@@ -502,6 +502,7 @@ fn assert_fa701(err: JoinError, what: &str) {
     assert!(msg.starts_with("FA701:"), "{what}: {msg}");
     assert!(msg.contains(&format!("`{what}`")), "{what}: {msg}");
     assert!(msg.contains("TaskAlloc"), "the message points to TaskAlloc: {msg}");
+    assert!(msg.contains("spawn_blocking"), "and says spawn_blocking is no place for a frame loop: {msg}");
 }
 
 #[test]
