@@ -255,6 +255,62 @@ fn panic_in_a_task_frees_its_heap() {
     });
 }
 
+/// Allocates in the task's heap from its `drop`, then panics.
+struct PanicsOnDrop {
+    alloc: SmartAlloc,
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        let _b = self.alloc.pool_box([1u8; 32]);
+        panic!("boom in drop");
+    }
+}
+
+#[test]
+fn a_future_whose_drop_panics_still_frees_its_heap() {
+    on_both_flavours(|alloc| async move {
+        // Dropped when the task completes: the output is lost, the panic reported.
+        let a = alloc.clone();
+        let err = framealloc_tokio::spawn(async move {
+            let held = (PanicsOnDrop { alloc: a.clone() }, a.pool_box(5u64));
+            tokio::task::yield_now().await;
+            *held.1
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(panic_message(err), "boom in drop");
+        assert_empty(&alloc.stats());
+
+        // Dropped by `abort`: the panic replaces the cancellation.
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let a = alloc.clone();
+        let handle = framealloc_tokio::spawn(async move {
+            let _held = (PanicsOnDrop { alloc: a.clone() }, a.pool_vec_with_capacity::<u8>(100));
+            ready_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        ready_rx.await.unwrap();
+        assert_eq!(alloc.stats().heaps_alive, 1);
+        handle.abort();
+        assert_eq!(panic_message(handle.await.unwrap_err()), "boom in drop");
+        assert_empty(&alloc.stats());
+
+        // A `with_task_heap` future polled once and dropped by hand.
+        let a = alloc.clone();
+        let mut wrapped = Box::pin(framealloc_tokio::with_task_heap(async move {
+            let _held = (PanicsOnDrop { alloc: a.clone() }, a.pool_box(7u32));
+            std::future::pending::<()>().await;
+        }));
+        let waker = std::task::Waker::noop();
+        assert!(wrapped.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_pending());
+        assert_eq!(alloc.stats().heaps_alive, 1);
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(wrapped)));
+        assert_eq!(payload_text(&*dropped.unwrap_err()), "boom in drop");
+        assert_empty(&alloc.stats());
+    });
+}
+
 /// A task heap budget inside tokio tasks. Each task's heap has its own: `try_*` returns the
 /// error, the plain call panics with a message naming the budget, the cap and the task, the
 /// `JoinHandle` reports the panic, and the heap goes back, so the next task has the whole
