@@ -16,7 +16,7 @@
 //! ```
 
 pub use framealloc_alloc::{
-    hook, AllocConfig, AllocError, AllocStats, AsyncPoolGuard, FrameBox, FrameScope, FrameSlice, FrameVec,
+    hook, AllocConfig, AllocError, AllocStats, AsyncPoolGuard, ConfigError, FrameBox, FrameScope, FrameSlice, FrameVec,
     KindStats, PoolBox, PoolVec, ScopedBox, SmartAlloc, TaskAlloc, TaskBox, TaskVec,
 };
 

@@ -1,4 +1,6 @@
-//! [`AllocConfig`]: chunk sizes and budgets.
+//! [`AllocConfig`]: chunk sizes and budgets, and the [`ConfigError`] of a bad one.
+
+use core::fmt;
 
 /// How a [`SmartAlloc`](crate::SmartAlloc) sizes its chunks and what it may use.
 ///
@@ -67,29 +69,66 @@ impl AllocConfig {
         self
     }
 
-    /// Checks the sizes; the message names the field and the rule.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the sizes: `Err` names the first field that breaks its rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, rule: String| Err(ConfigError { field, rule });
         if self.frame_chunk_bytes < 1024 || self.frame_chunk_bytes > (1 << 30) {
-            return Err(format!(
-                "AllocConfig::frame_chunk_bytes must be between 1 KiB and 1 GiB, got {}",
-                self.frame_chunk_bytes
-            ));
+            return bad("frame_chunk_bytes", format!("must be between 1 KiB and 1 GiB, got {}", self.frame_chunk_bytes));
         }
         if self.frame_chunk_max_bytes < self.frame_chunk_bytes || self.frame_chunk_max_bytes > (1 << 30) {
-            return Err(format!(
-                "AllocConfig::frame_chunk_max_bytes must be at least frame_chunk_bytes ({}) and at most 1 GiB, got {}",
-                self.frame_chunk_bytes, self.frame_chunk_max_bytes
-            ));
+            return bad(
+                "frame_chunk_max_bytes",
+                format!(
+                    "must be at least frame_chunk_bytes ({}) and at most 1 GiB, got {}",
+                    self.frame_chunk_bytes, self.frame_chunk_max_bytes
+                ),
+            );
         }
         let t = self.task_chunk_bytes;
         if !t.is_power_of_two() || !(4096..=(1 << 20)).contains(&t) {
-            return Err(format!(
-                "AllocConfig::task_chunk_bytes must be a power of two from 4 KiB to 1 MiB, got {t}"
-            ));
+            return bad("task_chunk_bytes", format!("must be a power of two from 4 KiB to 1 MiB, got {t}"));
         }
         Ok(())
     }
 }
+
+/// An [`AllocConfig`] that [`SmartAlloc::try_new`](crate::SmartAlloc::try_new) (or
+/// [`AllocConfig::validate`]) refused. Its message names the field and the rule it breaks;
+/// [`SmartAlloc::new`](crate::SmartAlloc::new) panics with the same message.
+///
+/// ```
+/// use framealloc_alloc::{AllocConfig, SmartAlloc};
+/// let config = AllocConfig { task_chunk_bytes: 5000, ..AllocConfig::default() };
+/// let err = SmartAlloc::try_new(config).unwrap_err();
+/// assert_eq!(err.field(), "task_chunk_bytes");
+/// assert!(err.to_string().contains("power of two"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    field: &'static str,
+    rule: String,
+}
+
+impl ConfigError {
+    /// The name of the [`AllocConfig`] field that breaks its rule, e.g. `"task_chunk_bytes"`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "framealloc: invalid configuration: AllocConfig::{} {}", self.field, self.rule)
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -99,11 +138,32 @@ mod tests {
     fn defaults_are_valid_and_bad_sizes_are_named() {
         assert_eq!(AllocConfig::default().validate(), Ok(()));
         let bad = |c: AllocConfig| c.validate().unwrap_err();
-        assert!(bad(AllocConfig { frame_chunk_bytes: 10, ..Default::default() }).contains("frame_chunk_bytes"));
-        assert!(bad(AllocConfig { frame_chunk_max_bytes: 1024, ..Default::default() }).contains("frame_chunk_max_bytes"));
-        assert!(bad(AllocConfig { task_chunk_bytes: 3 << 12, ..Default::default() }).contains("power of two"));
-        assert!(bad(AllocConfig { task_chunk_bytes: 1 << 21, ..Default::default() }).contains("task_chunk_bytes"));
+        let e = bad(AllocConfig { frame_chunk_bytes: 10, ..Default::default() });
+        assert_eq!(e.field(), "frame_chunk_bytes");
+        assert_eq!(
+            e.to_string(),
+            "framealloc: invalid configuration: AllocConfig::frame_chunk_bytes must be between 1 KiB and 1 GiB, got 10"
+        );
+        assert_eq!(format!("{e:?}"), e.to_string());
+        let e = bad(AllocConfig { frame_chunk_max_bytes: 1024, ..Default::default() });
+        assert_eq!(e.field(), "frame_chunk_max_bytes");
+        assert!(e.to_string().contains("at least frame_chunk_bytes (16384)"), "{e}");
+        let e = bad(AllocConfig { task_chunk_bytes: 3 << 12, ..Default::default() });
+        assert_eq!((e.field(), e.to_string().contains("power of two")), ("task_chunk_bytes", true));
+        assert_eq!(bad(AllocConfig { task_chunk_bytes: 1 << 21, ..Default::default() }).field(), "task_chunk_bytes");
         let c = AllocConfig::default().with_frame_budget(1).with_task_heap_budget(2).with_total_budget(3);
+        assert_eq!(c.validate(), Ok(()), "budgets have no rule: a small one makes allocations fail");
         assert_eq!((c.max_frame_bytes, c.max_task_heap_bytes, c.max_total_bytes), (Some(1), Some(2), Some(3)));
+    }
+
+    #[test]
+    fn smart_alloc_refuses_a_bad_config_as_an_error_or_a_panic() {
+        let config = AllocConfig { frame_chunk_max_bytes: 2 << 30, ..Default::default() };
+        let err = crate::SmartAlloc::try_new(config.clone()).expect_err("an error, not an allocator");
+        assert_eq!(err, config.validate().unwrap_err());
+        assert_eq!(err.field(), "frame_chunk_max_bytes");
+        let panic = std::panic::catch_unwind(|| crate::SmartAlloc::new(config)).expect_err("a panic");
+        assert_eq!(panic.downcast_ref::<String>(), Some(&err.to_string()));
+        assert!(crate::SmartAlloc::try_new(AllocConfig::default()).is_ok());
     }
 }

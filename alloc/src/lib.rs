@@ -32,7 +32,7 @@ mod sync;
 mod task;
 mod vec;
 
-pub use config::AllocConfig;
+pub use config::{AllocConfig, ConfigError};
 pub use error::AllocError;
 pub use frame::{FrameBox, FrameScope, FrameSlice, FrameVec, ScopedBox};
 pub use guard::AsyncPoolGuard;

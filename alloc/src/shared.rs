@@ -87,10 +87,9 @@ impl Drop for Registration {
 }
 
 impl Shared {
+    /// Shared state for a configuration already checked by [`AllocConfig::validate`].
     pub(crate) fn new(config: AllocConfig) -> Arc<Self> {
-        if let Err(msg) = config.validate() {
-            panic!("framealloc: invalid configuration: {msg}");
-        }
+        debug_assert_eq!(config.validate(), Ok(()));
         Arc::new(Self {
             id: NEXT_ALLOC_ID.fetch_add(1, Relaxed),
             config,

@@ -1,6 +1,6 @@
 //! [`SmartAlloc`]: the entry point for all three kinds of memory.
 
-use crate::config::AllocConfig;
+use crate::config::{AllocConfig, ConfigError};
 use crate::error::{fail, AllocError};
 use crate::frame::{arena::FrameArena, scope, FrameBox, FrameScope, FrameSlice, FrameVec};
 use crate::identity;
@@ -64,13 +64,24 @@ pub struct SmartAlloc {
 }
 
 impl SmartAlloc {
-    /// A new allocator. Panics with a message naming the field if `config` is invalid
-    /// (see [`AllocConfig::validate`]).
+    /// A new allocator. Panics with the [`ConfigError`]'s message, which names the field, if
+    /// `config` is invalid; [`try_new`](Self::try_new) returns the error instead.
+    #[track_caller]
     pub fn new(config: AllocConfig) -> Self {
+        match Self::try_new(config) {
+            Ok(alloc) => alloc,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A new allocator, or the [`ConfigError`] naming the field of `config` that breaks its
+    /// rule (see [`AllocConfig::validate`]).
+    pub fn try_new(config: AllocConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
         let shared = Shared::new(config);
         let handle = Arc::new(AllocHandle { id: shared.id, shared });
         let _ = handle.shared.handle.set(Arc::downgrade(&handle));
-        Self { handle }
+        Ok(Self { handle })
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
