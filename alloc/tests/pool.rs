@@ -539,7 +539,8 @@ fn pool_vec_with_capacity_in_a_task_keeps_each_buffer() {
     });
 }
 
-/// Allocates pool and task memory again in its own `drop`, on its own heap.
+/// Allocates in its `drop`: pool memory (in the current heap: the thread's pool, or the task's)
+/// and task memory (a `TaskAlloc` of its own).
 struct AllocatesOnDrop {
     alloc: SmartAlloc,
     value: u32,
