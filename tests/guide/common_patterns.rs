@@ -1,4 +1,5 @@
-//! The guide's "Common Patterns" section: main-thread coordination, the asset loading pipeline, stream processing (over loopback TCP).
+//! The guide's "Common Patterns" section: main-thread coordination, the asset loading
+//! pipeline, stream processing (over loopback TCP).
 
 use super::*;
 
