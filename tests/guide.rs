@@ -3,8 +3,9 @@
 //!
 //! Each snippet lives in its own module (one file per section of the guide, under
 //! `tests/guide/`), verbatim apart from the fixes listed in DESIGN.md ("Known errors in the
-//! guide"); every such edit carries a `// GUIDE FIX:` comment. The helpers a snippet calls but does not define come after it, marked "Helpers (not in the
-//! guide)", and do real work: files through `tokio::fs`, sockets on 127.0.0.1, channels.
+//! guide"); every such edit carries a `// GUIDE FIX:` comment. The helpers a snippet calls
+//! but does not define come after it, marked "Helpers (not in the guide)", and do real work:
+//! files through `tokio::fs`, sockets on 127.0.0.1, channels.
 //! Snippets whose loop never ends are stopped by their helpers or by `tokio::time::timeout`,
 //! as each module says.
 //!
