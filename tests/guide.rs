@@ -10,9 +10,9 @@
 //! as each module says.
 //!
 //! Not here: the `Cargo.toml` snippet (not Rust; with the version fix it is the facade's
-//! feature `tokio` this file is built with), and the FA603 "Error" snippet, which must not
-//! compile: it is a `compile_fail` doctest of `framealloc-tokio` (crate docs), next to twins
-//! that compile.
+//! feature `tokio` this file is built with). The FA603 "Error" snippet must not compile when
+//! spawned: that is a `compile_fail` doctest of `framealloc-tokio` (crate docs), next to twins
+//! that compile. Here it runs the only way it compiles, as a local task, where it hits FA701.
 
 // The snippets are kept as written: their unused `mut`s and variables, the associated
 // functions they call like enum variants (`Asset::Texture(..)`), the lower-case `queries`,
@@ -35,13 +35,16 @@ fn flavours() -> [(&'static str, Runtime); 2] {
     ]
 }
 
-/// Nothing of task or pool memory is alive and no task heap is left.
+/// Nothing of frame, task or pool memory is alive, and no task heap (nor a chunk kept for an
+/// escaped handle) is left.
 #[track_caller]
 fn assert_released(alloc: &SmartAlloc) -> AllocStats {
     let s = alloc.stats();
+    assert_eq!(s.frame.live_bytes, 0, "frame memory left: {s:?}");
     assert_eq!(s.task.live_bytes, 0, "task memory left: {s:?}");
     assert_eq!(s.pool.live_bytes, 0, "pool memory left: {s:?}");
     assert_eq!(s.heaps_alive, 0, "task heaps left: {s:?}");
+    assert_eq!(s.quarantined_chunks, 0, "chunks kept for escaped handles: {s:?}");
     s
 }
 

@@ -51,6 +51,9 @@ mod troubleshooting_fa701 {
         }
     }
 
+    // `good_function` makes its own `SmartAlloc`, out of the test's reach: what is checked is
+    // that task memory works in both kinds of tokio task where frame memory panics (a wrongly
+    // fired FA701 fails the `unwrap`s).
     #[test]
     fn the_solution_runs_in_a_tokio_task() {
         for (name, rt) in flavours() {
@@ -98,6 +101,9 @@ mod troubleshooting_fa603 {
         assert!(data.is_empty());
     }
 
+    // `not_crossing` makes its own `SmartAlloc`: what is checked is that its future is `Send`
+    // (it compiles as a spawned task, where `crossing_await` does not) and runs in both kinds of
+    // tokio task; `use_data` checks the vector.
     #[test]
     fn the_solution_is_send_and_runs_in_a_spawned_task() {
         for (name, rt) in flavours() {
