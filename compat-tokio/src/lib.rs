@@ -38,6 +38,21 @@
 //! # }
 //! ```
 //!
+//! # Tokio tasks polled inside a task of `spawn`
+//!
+//! A task of [`spawn`] / [`spawn_local`] is installed for the whole of each of its polls, and
+//! tokio gives no signal when it starts polling another task inside that poll. That happens
+//! when the task drives a `LocalSet` (`run_until`, or awaiting it), or calls a runtime's
+//! `block_on` inside `block_in_place`. A task started there with [`spawn_local`] / [`spawn`] /
+//! [`with_task_heap`] is installed in turn and gets a heap of its own; the outer task is back
+//! when it returns. A *plain* tokio task polled there runs as the outer task: its `pool_*`
+//! calls use the outer task's heap, a [`TaskAlloc`] it creates is owned by the outer task
+//! (still correct, but off the fast path once the inner task runs elsewhere), and an
+//! [`AsyncPoolGuard`] it opens scopes the outer task's allocations too until it drops. All of
+//! this stays sound and frees everything; only where memory is counted differs. Checking
+//! tokio's task id on every allocation would cost each one about 27 instructions, so inner
+//! tasks should be spawned with this crate's functions instead.
+//!
 //! # Identity registration
 //!
 //! framealloc's core asks "which task is running?" through a hook this crate fills with

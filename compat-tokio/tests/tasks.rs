@@ -650,6 +650,53 @@ fn dropping_a_local_set_with_tasks_waiting_frees_their_heaps() {
     }
 }
 
+/// A `LocalSet` driven inside a `spawn_local` task's poll (see the crate docs, "Tokio tasks
+/// polled inside a task of `spawn`"): an inner task of `spawn_local` gets a heap of its own
+/// and gives the outer one back on return; a plain inner task runs under the outer task's
+/// identity, so its `pool_*` calls use the outer task's heap. Nothing is lost either way.
+#[test]
+fn a_local_set_driven_inside_a_task_nests_task_heaps() {
+    let rt = current_thread();
+    let alloc = SmartAlloc::new(Default::default());
+    let a = alloc.clone();
+    let outer = tokio::task::LocalSet::new();
+    let total = outer.block_on(&rt, async move {
+        framealloc_tokio::spawn_local(async move {
+            let mine = a.pool_box(7u64);
+            let inner = tokio::task::LocalSet::new();
+            let b = a.clone();
+            let ours = inner.spawn_local(framealloc_tokio::with_task_heap(async move {
+                let kept = b.pool_box([2u64; 2]);
+                tokio::task::yield_now().await;
+                let s = b.stats();
+                assert_eq!((s.heaps_alive, s.task.live_bytes), (2, 8 + 16), "a heap of its own: {s:?}");
+                kept
+            }));
+            let b = a.clone();
+            let plain = inner.spawn_local(async move {
+                let v = b.pool_vec_with_capacity::<u8>(32);
+                // No third heap and nothing in the thread's pool: the outer task's heap (with
+                // `mine`) holds it, beside the first inner task's (polled first, now waiting).
+                let s = b.stats();
+                assert_eq!((s.heaps_alive, s.task.live_bytes, s.pool.live_bytes), (2, 8 + 16 + 32, 0), "{s:?}");
+                v.capacity() as u64
+            });
+            let (kept, plain) = inner.run_until(async { (ours.await.unwrap(), plain.await.unwrap()) }).await;
+            // The outer task still runs as itself: its next allocation uses its heap.
+            let again = a.pool_box(1u64);
+            let s = a.stats();
+            assert_eq!((s.heaps_alive, s.task.live_bytes), (2, 8 + 16 + 8), "{s:?}");
+            *mine + kept.iter().sum::<u64>() + plain + *again
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(total, 7 + 4 + 32 + 1);
+    let s = alloc.stats();
+    assert_empty(&s);
+    assert_eq!((s.task.allocations, s.pool.allocations), (4, 0), "{s:?}");
+}
+
 /// `block_in_place` runs blocking code on the task's own thread, still inside its poll: the
 /// task's heap (and a plain task's `TaskAlloc`) serve it, and keep serving after the task
 /// moves on.
