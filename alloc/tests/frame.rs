@@ -293,6 +293,31 @@ fn frame_budget_is_an_error_then_a_panic() {
     alloc.end_frame();
 }
 
+/// With no frame budget, a request too big for any chunk (a `Layout` allows up to
+/// `isize::MAX` bytes) is an error at once: no chunk is made for it, and frame memory goes on.
+#[test]
+fn a_request_too_big_for_any_chunk_is_an_error() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    let first = alloc.frame_box(5u64);
+    let held = alloc.stats();
+    for additional in [isize::MAX as usize - 8, isize::MAX as usize / 2 + 1] {
+        let mut v = alloc.frame_vec::<u8>();
+        let e = v.try_reserve(additional).unwrap_err();
+        assert!(e.is_capacity_overflow() || e.is_out_of_memory(), "{additional}: {e}");
+        assert_eq!(v.capacity(), 0);
+    }
+    let e = alloc.frame_vec::<u8>().try_reserve(isize::MAX as usize - 8).unwrap_err();
+    assert!(e.is_capacity_overflow(), "{e}");
+    let p = catch_unwind(AssertUnwindSafe(|| alloc.frame_vec::<u8>().reserve(isize::MAX as usize - 8))).unwrap_err();
+    assert!(panic_message(p).contains("overflow"));
+    assert_eq!(alloc.stats().frame, held.frame, "nothing counted for the failed requests");
+    let next = alloc.frame_box(6u64);
+    assert_eq!(*first + *next, 11);
+    drop((first, next));
+    alloc.end_frame();
+}
+
 #[test]
 fn total_budget_caps_frame_chunks() {
     let alloc = SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(8192));

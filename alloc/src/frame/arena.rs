@@ -218,7 +218,12 @@ impl FrameArena {
         let used = self.used();
         let mut chunks = self.chunks.borrow_mut();
         let next = if self.cur.get().is_some() { self.cur_index.get() + 1 } else { 0 };
-        let needed = HEADER + layout.size() + layout.align();
+        // A request near `isize::MAX` (a `Layout` allows it) has no chunk size: an error, not
+        // a wrapped size whose chunk could never hold it (the caller would loop on new chunks).
+        let needed = HEADER
+            .checked_add(layout.align())
+            .and_then(|n| n.checked_add(layout.size()))
+            .ok_or_else(AllocError::capacity_overflow)?;
         // Reuse a chunk already in the list if it is big enough; skip small ones.
         let mut idx = next;
         while idx < chunks.len() {
@@ -229,7 +234,8 @@ impl FrameArena {
             idx += 1;
         }
         if idx == chunks.len() {
-            let size = self.next_chunk.get().max(needed.next_power_of_two());
+            let fits = needed.checked_next_power_of_two().ok_or_else(AllocError::capacity_overflow)?;
+            let size = self.next_chunk.get().max(fits);
             let shared = self.stats.reg.shared();
             shared.charge(size, layout.size(), identity::current())?;
             let Some(c) = FrameChunk::create(size, &self.stats) else {
