@@ -48,7 +48,9 @@
 //! quartiles) of its per-round ratio to `framealloc_spawn_pool`, and the median of its
 //! per-round speed-up over mimalloc (the goal's second reference). A slow spell of the shared
 //! machine then hits every case alike, so these ratios are steadier than ones taken across
-//! separate criterion runs; the README reports them.
+//! separate criterion runs; the README reports them. It runs twice: on the 2-worker
+//! multi-thread runtime of the other groups, then on a current-thread runtime (a frame loop's
+//! or a single-threaded server's), where tokio's own part of a task is smaller.
 //! `cargo bench --bench tokio_compat --features tokio -- paired` runs only it. Under
 //! `cargo test --benches` (criterion's test mode, no `--bench` argument) it runs two rounds,
 //! to check every case, not to measure.
@@ -109,9 +111,16 @@ macro_rules! cases {
     }};
 }
 
-/// A 2-worker multi-thread runtime, as in every tokio case.
+/// A 2-worker multi-thread runtime, as in every tokio case but the paired comparison's second
+/// pass.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A current-thread runtime (the paired comparison's second pass): tokio's floor is lower there
+/// (no wake-ups across threads), so the allocators' part of each task's time is larger.
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 /// One criterion group over a workload's cases; then checks that nothing was left alive.
@@ -220,22 +229,29 @@ fn handler_allocations(c: &mut Criterion) {
     drop(ctx);
 }
 
-/// The paired comparison: every round runs each case in turn (a batch of `BATCH` runs, order
-/// rotated every round), so a slow spell of the shared machine hits all cases alike. Prints,
-/// per workload, the median time per case and the medians (with quartiles) of the per-round
-/// ratios against framealloc's per-task heaps. These ratios are the ones the README reports.
+/// The paired comparison, on the 2-worker multi-thread runtime of the other groups and then on
+/// a current-thread runtime. These ratios are the ones the README reports.
 fn paired() {
     // `cargo bench` passes `--bench`; without it (`cargo test --benches`, CI's smoke run)
     // criterion runs each benchmark once, and the comparison runs two rounds: enough to
     // check every case, not to measure.
     let smoke = !std::env::args().any(|a| a == "--bench");
+    paired_on("2-worker multi-thread runtime", &runtime(), smoke);
+    paired_on("current-thread runtime", &current_thread_runtime(), smoke);
+}
+
+/// The paired comparison on `rt` (described by `flavour`): every round runs each case in turn
+/// (a batch of `BATCH` runs, order rotated every round), so a slow spell of the shared machine
+/// hits all cases alike. Prints, per workload, the median time per case and the medians (with
+/// quartiles) of the per-round ratios against framealloc's per-task heaps.
+fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
     let rounds: usize = if smoke { 2 } else { 120 };
     const BATCH: u32 = 8;
-    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
+    let alloc = SmartAlloc::new(Default::default());
     let workloads = [
-        ("byte buffers", cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc)),
-        ("objects", cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc)),
-        ("small tasks", cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc)),
+        ("byte buffers", cases!(rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc)),
+        ("small tasks", cases!(rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -262,7 +278,7 @@ fn paired() {
             (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
         };
         let note = if smoke { "; a smoke run, not a measurement" } else { "" };
-        println!("\npaired comparison, {workload} ({rounds} rounds of {BATCH} runs of {TASKS} tasks{note}):");
+        println!("\npaired comparison, {workload}, {flavour} ({rounds} rounds of {BATCH} runs of {TASKS} tasks{note}):");
         let pool = cases.iter().position(|c| c.0 == "framealloc_spawn_pool").expect("case present");
         let mimalloc = cases.iter().position(|c| c.0 == "mimalloc").expect("case present");
         // Median and quartiles of case `i`'s per-round time over case `base`'s.

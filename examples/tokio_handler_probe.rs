@@ -14,8 +14,10 @@
 //! `mimalloc`, `framealloc` (per-task heap, `pool_*`), `task_alloc` (`TaskAlloc` in a plain
 //! tokio task), `bumpalo` (a bumpalo arena per task, the bench's `bumpalo_task_arena`),
 //! `wrapper_only` (`framealloc::tokio::spawn` of the `no_alloc` handler: what the
-//! wrapper costs a task that allocates nothing). Run without arguments, it runs
-//! every case once and prints the wall time of each (a smoke test, not a benchmark).
+//! wrapper costs a task that allocates nothing). A fourth argument picks tokio's runtime:
+//! `multi_thread` (2 workers, the default, as in the bench) or `current_thread` (the bench's
+//! second paired pass). Run without arguments, it runs every case once and prints the wall
+//! time of each (a smoke test, not a benchmark).
 
 #[path = "../benches/handlers/mod.rs"]
 mod handlers;
@@ -68,10 +70,16 @@ fn run(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, case: &
 fn main() {
     settle_system_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime");
+    let flavour = if args.len() == 4 { args[3].as_str() } else { "multi_thread" };
+    let rt = match flavour {
+        "multi_thread" => tokio::runtime::Builder::new_multi_thread().worker_threads(2).build(),
+        "current_thread" => tokio::runtime::Builder::new_current_thread().build(),
+        _ => panic!("runtime flavour {flavour:?}: multi_thread or current_thread"),
+    }
+    .expect("tokio runtime");
     let alloc = SmartAlloc::new(Default::default());
     match args.as_slice() {
-        [workload, case, rounds] => {
+        [workload, case, rounds] | [workload, case, rounds, _] => {
             let rounds = rounds.parse().expect("rounds: a number");
             run(&rt, &alloc, workload, case, rounds);
         }
@@ -84,7 +92,7 @@ fn main() {
                 }
             }
         }
-        _ => panic!("usage: tokio_handler_probe [WORKLOAD CASE ROUNDS] (see the module docs)"),
+        _ => panic!("usage: tokio_handler_probe [WORKLOAD CASE ROUNDS [FLAVOUR]] (see the module docs)"),
     }
     let s = alloc.stats();
     assert_eq!((s.task.live_bytes, s.heaps_alive), (0, 0), "{s:?}");
