@@ -77,10 +77,13 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let k = self.counters.kind as usize;
+        // Folded under the registry's lock, which `kind_stats` also reads the folded totals
+        // under: a `stats()` call sees the container either in its slot or in the totals,
+        // never in both (it used to count a container that was going away twice) or neither.
+        let mut reg = self.shared.registries[k].lock();
         let folded = &self.shared.folded[k];
         folded.allocations.fetch_add(self.counters.allocations(), Relaxed);
         folded.peak.fetch_max(self.counters.peak(), Relaxed);
-        let mut reg = self.shared.registries[k].lock();
         reg.slots[self.slot] = None;
         reg.free.push(self.slot);
     }
@@ -207,10 +210,11 @@ impl Shared {
             count += u64::from(!c.parked.load(Relaxed));
             quarantined += c.quarantined.load(Relaxed);
         }
-        drop(reg);
+        // Read under the lock: see `Registration::drop`.
         let folded = &self.folded[k];
         allocations += folded.allocations.load(Relaxed);
         peak = peak.max(folded.peak.load(Relaxed)).max(live);
+        drop(reg);
         let high = self.high_water[k].fetch_max(peak, Relaxed).max(peak);
         (KindStats { live_bytes: live, high_water_bytes: high, allocations }, count, quarantined)
     }

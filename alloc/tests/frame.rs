@@ -379,6 +379,40 @@ fn each_thread_has_its_own_frame() {
 }
 
 #[test]
+fn stats_count_an_exiting_threads_arena_exactly_once() {
+    // A thread's frame arena folds its counters into the totals as the thread exits. A
+    // `stats()` call at that moment used to see the arena both in its registry slot and in the
+    // totals: the count jumped above what was made, then fell back.
+    let alloc = SmartAlloc::default();
+    let threads: u64 = if cfg!(miri) { 6 } else { 400 };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut last = 0;
+            while !done.load(Ordering::Relaxed) {
+                let n = alloc.stats().frame.allocations;
+                assert!(n >= last && n <= 2 * threads, "allocations went from {last} to {n}");
+                last = n;
+            }
+        });
+        for _ in 0..threads {
+            let a = alloc.clone();
+            // `join` returns after the thread's destructors (its arena's fold) have run.
+            std::thread::spawn(move || {
+                a.begin_frame();
+                drop(a.frame_box(1u64));
+                drop(a.frame_box(2u64));
+            })
+            .join()
+            .unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let stats = alloc.stats();
+    assert_eq!((stats.frame.allocations, stats.frame.live_bytes, stats.frames), (2 * threads, 0, threads));
+}
+
+#[test]
 fn fa701_inside_a_task() {
     let alloc = SmartAlloc::default();
     let mut task = framealloc_alloc::hook::TaskContext::new();
