@@ -119,11 +119,11 @@ impl Counters {
         self.peak_allocs.store(allocs, Relaxed);
     }
 
-    /// A frame scope that made `allocations` of `bytes` ended: they were all alive together
-    /// on top of what is live now, and are gone.
-    pub(crate) fn scope_ended(&self, allocations: u64, bytes: usize) {
+    /// A frame scope that made `allocations` ended: with the scope allocations of `bytes`
+    /// (its own and its enclosing scopes'), all alive together on top of what is live now.
+    pub(crate) fn scope_ended(&self, allocations: u64, bytes: u64) {
         self.own_allocs.store(self.own_allocs.load(Relaxed) + allocations, Relaxed);
-        let peak = (self.own_live.load(Relaxed) + self.other_live.load(Relaxed)).max(0) as u64 + bytes as u64;
+        let peak = (self.own_live.load(Relaxed) + self.other_live.load(Relaxed)).max(0) as u64 + bytes;
         if peak > self.peak.load(Relaxed) {
             self.peak.store(peak, Relaxed);
         }

@@ -250,6 +250,46 @@ fn frame_scope_rewinds_and_reuses() {
 }
 
 #[test]
+fn frame_scope_statistics_count_requested_bytes() {
+    // Each case in a fresh `SmartAlloc`, so that its high-water mark is the case's alone.
+    let stats_after = |f: &dyn Fn(&SmartAlloc)| {
+        let alloc = SmartAlloc::default();
+        alloc.begin_frame();
+        f(&alloc);
+        let s = alloc.stats().frame;
+        alloc.end_frame();
+        s
+    };
+    // A counted allocation made inside a scope was once counted twice (in the live bytes and
+    // in the bytes the scope bumped), and padding counted as requested bytes.
+    let s = stats_after(&|alloc| {
+        let kept = alloc.frame_scope(|f| {
+            let _x = f.alloc(1u8);
+            alloc.frame_box([0u8; 1000])
+        });
+        assert_eq!(alloc.stats().frame.live_bytes, 1000);
+        drop(kept);
+    });
+    assert_eq!((s.live_bytes, s.high_water_bytes, s.allocations), (0, 1001, 2));
+    // Nested scopes: the outer scope's allocations are alive while the inner one runs, and
+    // the outer allocation made after the inner exit is alive with the ones before it.
+    let s = stats_after(&|alloc| {
+        alloc.frame_scope(|outer| {
+            let _a = outer.alloc([0u8; 100]);
+            alloc.frame_scope(|inner| {
+                let _b = inner.alloc(1u8);
+                let _c = inner.alloc([0u64; 25]); // 200 bytes, after 7 bytes of padding
+            });
+            let _d = outer.alloc(0u16);
+        });
+    });
+    assert_eq!((s.live_bytes, s.high_water_bytes, s.allocations), (0, 301, 4));
+    // Zero-sized values take no memory and are not counted.
+    let s = stats_after(&|alloc| alloc.frame_scope(|f| drop(f.alloc(()))));
+    assert_eq!((s.live_bytes, s.high_water_bytes, s.allocations), (0, 0, 0));
+}
+
+#[test]
 fn frame_scope_drops_values() {
     let hits = Arc::new(AtomicUsize::new(0));
     let alloc = SmartAlloc::default();

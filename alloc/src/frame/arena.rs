@@ -53,6 +53,8 @@ pub(crate) struct FrameArena {
     open_scopes: Cell<usize>,
     /// Allocations of ended scopes, counted into the counters at scope exit.
     scope_allocations: Cell<u64>,
+    /// Requested bytes of the open scopes' allocations (all alive until their scope ends).
+    scope_bytes: Cell<u64>,
     next_chunk: Cell<usize>,
     stats: Rc<ArenaStats>,
     max_chunk: usize,
@@ -70,8 +72,8 @@ pub(crate) struct Mark {
     seg_start: *mut u8,
     /// Counted (handle) allocations so far: the counters' total minus scope allocations.
     counted: u64,
-    /// Bytes handed out this frame at the mark.
-    used: usize,
+    /// `scope_bytes` at the mark.
+    scope_bytes: u64,
     /// Depth of the scope this mark opens.
     pub(crate) depth: usize,
 }
@@ -92,6 +94,7 @@ impl FrameArena {
             frame_open: Cell::new(false),
             open_scopes: Cell::new(0),
             scope_allocations: Cell::new(0),
+            scope_bytes: Cell::new(0),
             next_chunk: Cell::new(cfg.frame_chunk_bytes),
             stats,
             max_chunk: cfg.frame_chunk_max_bytes,
@@ -140,10 +143,12 @@ impl FrameArena {
         if layout.size() == 0 {
             return Ok(dangling(layout));
         }
-        match self.bump(layout) {
-            Some(p) => Ok(p),
-            None => self.alloc_slow(layout),
-        }
+        let p = match self.bump(layout) {
+            Some(p) => p,
+            None => self.alloc_slow(layout)?,
+        };
+        self.scope_bytes.set(self.scope_bytes.get() + layout.size() as u64);
+        Ok(p)
     }
 
     #[inline(always)]
@@ -332,7 +337,7 @@ impl FrameArena {
             used_before: self.used_before.get(),
             seg_start: self.seg_start.get(),
             counted: self.counted(),
-            used: self.used(),
+            scope_bytes: self.scope_bytes.get(),
             depth,
         }
     }
@@ -347,12 +352,12 @@ impl FrameArena {
         self.open_scopes.set(mark.depth - 1);
         let clean = mark.depth == 1 && self.counted() == mark.counted;
         if allocations != 0 {
-            // The scope's allocations (the bytes it bumped, padding included) were all alive at
-            // once until now, and die now.
-            let bytes = self.used().saturating_sub(mark.used);
-            self.counters().scope_ended(allocations, bytes);
+            // The allocations of every open scope (this one's and its enclosing scopes' so far)
+            // are all alive now, on top of the counted ones, and this scope's die now.
+            self.counters().scope_ended(allocations, self.scope_bytes.get());
             self.scope_allocations.set(self.scope_allocations.get() + allocations);
         }
+        self.scope_bytes.set(mark.scope_bytes);
         if !clean {
             return;
         }

@@ -46,7 +46,10 @@ impl<'s> FrameScope<'s> {
     #[inline(always)]
     fn raw(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let p = self.arena.alloc_scoped(layout)?;
-        self.allocations.set(self.allocations.get() + 1);
+        // Zero-sized values take no memory and are not counted (as everywhere).
+        if layout.size() != 0 {
+            self.allocations.set(self.allocations.get() + 1);
+        }
         Ok(p)
     }
 
