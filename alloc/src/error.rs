@@ -36,20 +36,27 @@ enum Kind {
 pub struct AllocError {
     kind: Kind,
     requested: usize,
+    /// What the allocator needed for the request: a new chunk, a block with its alignment
+    /// padding or prefix; `requested` when nothing more.
+    needed: usize,
     owner: u64,
 }
 
 impl AllocError {
-    pub(crate) fn budget(budget: Budget, cap: usize, used: usize, requested: usize, owner: u64) -> Self {
-        Self { kind: Kind::Budget { budget, cap, used }, requested, owner }
+    /// `budget` (capped at `cap`, `used` in use) could not give `needed` bytes for a request
+    /// of `requested` bytes made by (or for) `owner`.
+    pub(crate) fn budget(budget: Budget, cap: usize, used: usize, requested: usize, needed: usize, owner: u64) -> Self {
+        Self { kind: Kind::Budget { budget, cap, used }, requested, needed, owner }
     }
 
-    pub(crate) fn out_of_memory(requested: usize) -> Self {
-        Self { kind: Kind::OutOfMemory, requested, owner: crate::identity::current() }
+    /// The system allocator refused `needed` bytes, asked for a request of `requested`.
+    pub(crate) fn out_of_memory(requested: usize, needed: usize) -> Self {
+        Self { kind: Kind::OutOfMemory, requested, needed, owner: crate::identity::current() }
     }
 
     pub(crate) fn capacity_overflow() -> Self {
-        Self { kind: Kind::CapacityOverflow, requested: usize::MAX, owner: crate::identity::current() }
+        let owner = crate::identity::current();
+        Self { kind: Kind::CapacityOverflow, requested: usize::MAX, needed: usize::MAX, owner }
     }
 
     /// `true` if a budget of the configuration was hit.
@@ -88,6 +95,13 @@ impl AllocError {
         self.requested
     }
 
+    /// Bytes the allocator needed to serve the request, which is what the budget or the
+    /// system allocator could not give: a new chunk, or the block with its alignment padding
+    /// or prefix; [`requested`](Self::requested) when it needed nothing more.
+    pub fn needed(&self) -> usize {
+        self.needed
+    }
+
     /// The cap that was hit, if a budget was.
     pub fn cap(&self) -> Option<usize> {
         match self.kind {
@@ -99,20 +113,24 @@ impl AllocError {
 
 impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let owner = crate::identity::describe(self.owner);
         match &self.kind {
-            Kind::Budget { budget, cap, used } => write!(
+            Kind::Budget { budget, cap, used } => {
+                write!(f, "framealloc: {} exceeded: requested {} bytes", budget.name(), self.requested)?;
+                if self.needed != self.requested {
+                    write!(f, " (needing {} bytes for it)", self.needed)?;
+                }
+                write!(f, " with {used} of {cap} bytes in use, in {owner}")
+            }
+            Kind::OutOfMemory if self.needed != self.requested => write!(
                 f,
-                "framealloc: {} exceeded: requested {} bytes with {} of {} bytes in use, in {}",
-                budget.name(),
-                self.requested,
-                used,
-                cap,
-                crate::identity::describe(self.owner)
+                "framealloc: the system allocator refused {} bytes, needed for a request of {} bytes, in {owner}",
+                self.needed, self.requested
             ),
             Kind::OutOfMemory => {
-                write!(f, "framealloc: the system allocator refused {} bytes, in {}", self.requested, crate::identity::describe(self.owner))
+                write!(f, "framealloc: the system allocator refused {} bytes, in {owner}", self.requested)
             }
-            Kind::CapacityOverflow => write!(f, "framealloc: capacity overflow, in {}", crate::identity::describe(self.owner)),
+            Kind::CapacityOverflow => write!(f, "framealloc: capacity overflow, in {owner}"),
         }
     }
 }
@@ -138,14 +156,18 @@ mod tests {
 
     #[test]
     fn accessors_and_messages() {
-        let e = AllocError::budget(Budget::Total, 100, 90, 20, crate::identity::current());
+        let e = AllocError::budget(Budget::Total, 100, 90, 20, 20, crate::identity::current());
         assert!(e.is_budget() && e.is_total_budget() && !e.is_frame_budget() && !e.is_out_of_memory());
-        assert_eq!((e.cap(), e.requested()), (Some(100), 20));
+        assert_eq!((e.cap(), e.requested(), e.needed()), (Some(100), 20, 20));
         let msg = e.to_string();
         assert!(msg.contains("total budget") && msg.contains("requested 20 bytes with 90 of 100"), "{msg}");
         assert!(msg.contains("thread"), "outside a task the thread is named: {msg}");
-        let o = AllocError::out_of_memory(64);
-        assert!(o.is_out_of_memory() && o.cap().is_none() && o.to_string().contains("refused 64 bytes"));
+        let chunk = AllocError::budget(Budget::Total, 10_000, 4096, 8, 8192, crate::identity::current()).to_string();
+        assert!(chunk.contains("requested 8 bytes (needing 8192 bytes for it) with 4096 of 10000"), "{chunk}");
+        let o = AllocError::out_of_memory(64, 64);
+        assert!(o.is_out_of_memory() && o.cap().is_none() && o.to_string().contains("refused 64 bytes, in"));
+        let chunk = AllocError::out_of_memory(64, 16384).to_string();
+        assert!(chunk.contains("refused 16384 bytes, needed for a request of 64 bytes"), "{chunk}");
         assert!(AllocError::capacity_overflow().is_capacity_overflow());
         assert_eq!(format!("{o:?}"), o.to_string());
     }

@@ -187,7 +187,7 @@ impl Shared {
         if let Some(cap) = self.config.max_total_bytes {
             if before + bytes as u64 > cap as u64 {
                 self.held.fetch_sub(bytes as u64, Relaxed);
-                return Err(AllocError::budget(Budget::Total, cap, before as usize, requested, owner));
+                return Err(AllocError::budget(Budget::Total, cap, before as usize, requested, bytes, owner));
             }
         }
         Ok(())

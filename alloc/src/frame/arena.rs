@@ -183,7 +183,8 @@ impl FrameArena {
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let cap = self.budget.unwrap_or(usize::MAX);
         let used = self.used();
-        let over = |needed: usize| AllocError::budget(Budget::Frame, cap, used, needed, identity::current());
+        // `needed` counts the alignment padding the request would take too.
+        let over = |needed| AllocError::budget(Budget::Frame, cap, used, layout.size(), needed, identity::current());
         if used.saturating_add(layout.size()) > cap {
             return Err(over(layout.size()));
         }
@@ -240,12 +241,25 @@ impl FrameArena {
         }
         if idx == chunks.len() {
             let fits = needed.checked_next_power_of_two().ok_or_else(AllocError::capacity_overflow)?;
-            let size = self.next_chunk.get().max(fits);
+            if fits > isize::MAX as usize {
+                // No `Layout` has this size: the system allocator cannot even be asked.
+                return Err(AllocError::capacity_overflow());
+            }
+            let mut size = self.next_chunk.get().max(fits);
             let shared = self.stats.reg.shared();
-            shared.charge(size, layout.size(), identity::current())?;
+            if let Err(e) = shared.charge(size, layout.size(), identity::current()) {
+                // Chunks double as the frame grows: under a total budget, the smallest chunk
+                // that holds the request may still fit where the next doubled one does not.
+                let smallest = fits.max(shared.config.frame_chunk_bytes);
+                if smallest >= size {
+                    return Err(e);
+                }
+                size = smallest;
+                shared.charge(size, layout.size(), identity::current())?;
+            }
             let Some(c) = FrameChunk::create(size, &self.stats) else {
                 shared.uncharge(size);
-                return Err(AllocError::out_of_memory(size));
+                return Err(AllocError::out_of_memory(layout.size(), size));
             };
             self.stats.reg.counters().held.fetch_add(size as u64, Relaxed);
             self.next_chunk.set((self.next_chunk.get() * 2).min(self.max_chunk));

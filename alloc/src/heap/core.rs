@@ -375,7 +375,7 @@ impl HeapCore {
         self.charge(size, requested)?;
         let Some(chunk) = chunk::acquire(size) else {
             self.uncharge(size);
-            return Err(AllocError::out_of_memory(size));
+            return Err(AllocError::out_of_memory(requested, size));
         };
         // SAFETY: a fresh chunk of `size` bytes, now the arena's.
         unsafe { arena.add_chunk(chunk, size) };
@@ -389,7 +389,7 @@ impl HeapCore {
         if let Some(cap) = self.budget {
             if before + bytes as u64 > cap as u64 {
                 held.fetch_sub(bytes as u64, Ordering::Relaxed);
-                return Err(AllocError::budget(Budget::TaskHeap, cap, before as usize, requested, self.blame()));
+                return Err(AllocError::budget(Budget::TaskHeap, cap, before as usize, requested, bytes, self.blame()));
             }
         }
         if let Err(e) = self.shared().charge(bytes, requested, self.blame()) {
@@ -419,7 +419,7 @@ impl HeapCore {
         // SAFETY: non-zero size (callers handle zero-sized values without allocating).
         let Some(p) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
             self.uncharge(layout.size());
-            return Err(AllocError::out_of_memory(layout.size()));
+            return Err(AllocError::out_of_memory(counted, layout.size()));
         };
         if owner {
             self.counters().own_alloc(counted);
