@@ -3,8 +3,10 @@
 //! task's heap costs no registration, allocation or chunk traffic once the thread is warm).
 //!
 //! Entries live in a thread-local list; a one-entry cache (`LAST`) makes the common case (one
-//! `SmartAlloc` used repeatedly on a thread) a compare and a load. Entries whose `SmartAlloc` is
-//! gone are dropped the next time the list is searched, and all of them at thread exit.
+//! `SmartAlloc` used repeatedly on a thread) a compare and a load. When the last clone of a
+//! `SmartAlloc` drops, the dropping thread's entry goes at once ([`release_entry`]); its entries
+//! on other threads are dropped the next time those threads' lists are searched for a new
+//! `SmartAlloc`, and all of them at thread exit.
 
 use crate::frame::arena::FrameArena;
 use crate::heap::HeapCore;
@@ -125,11 +127,40 @@ fn existing_entry(id: u64) -> Option<NonNull<ThreadEntry>> {
         .flatten()
 }
 
+/// Drops this thread's entry for the `SmartAlloc` with `id`, whose last clone just dropped:
+/// its frame arena (chunks still held by frame handles stay with them), its pool heap (blocks
+/// still held stay valid) and its parked task heaps. Without this they stayed until the
+/// thread next used a new `SmartAlloc` or exited. Nothing of the entry can be in use: every
+/// user of an entry holds a clone of its `SmartAlloc` (or runs in `with_parked`, which runs no
+/// code that could drop one).
+pub(crate) fn release_entry(id: u64) {
+    let removed = ENTRIES
+        .try_with(|e| {
+            // Borrowed: we are inside a search of the list (its pruning drops entries, whose
+            // drop may drop a clone); the entry is pruned with the others then.
+            let mut e = e.try_borrow_mut().ok()?;
+            let i = e.0.iter().position(|x| x.id == id)?;
+            Some(e.0.swap_remove(i))
+        })
+        .ok()
+        .flatten();
+    if removed.is_some() {
+        let _ = LAST.try_with(|l| {
+            if l.get().0 == id {
+                l.set((0, ptr::null()));
+            }
+        });
+    }
+    // Outside the borrow: the entry's drop may allocate.
+    drop(removed);
+}
+
 /// Runs `f` on this thread's parked heaps in `entry`, if they are free.
 fn with_parked<R>(entry: NonNull<ThreadEntry>, f: impl FnOnce(&mut Vec<NonNull<HeapCore>>) -> R) -> Option<R> {
     // Entries are freed only by `entry_slow`'s pruning (which then points `LAST` at another
-    // entry, so `LAST` never names a freed one) and by the thread-local's destruction (which
-    // clears `LAST` first). Neither can run during this call.
+    // entry, so `LAST` never names a freed one), by `release_entry` (which clears `LAST` if it
+    // names the entry) and by the thread-local's destruction (which clears `LAST` first). None
+    // of them can run during this call: `f` only pushes, pops or takes heap pointers.
     // SAFETY: so the entry is live; we only touch its parked list, on its own thread.
     let entry = unsafe { entry.as_ref() };
     let mut parked = entry.parked.try_borrow_mut().ok()?;
@@ -254,5 +285,26 @@ mod tests {
         assert_eq!(shared.spare_len(), extra - 1);
         drop(alloc);
         assert_eq!(shared.spare_len(), 0, "freed with the last SmartAlloc clone");
+    }
+
+    /// Dropping the last clone frees the dropping thread's frame arena, pool heap and parked
+    /// task heaps at once: they used to stay until the thread met a new `SmartAlloc` or exited.
+    #[test]
+    fn the_last_clone_frees_this_threads_memory() {
+        let alloc = SmartAlloc::default();
+        let shared = alloc.shared().clone();
+        alloc.begin_frame();
+        let mut big = alloc.frame_vec::<u8>();
+        big.extend(core::iter::repeat_n(1, 100_000)); // several frame chunks
+        drop(big);
+        drop(alloc.pool_box(2u64)); // this thread's pool heap
+        let mut task = TaskContext::new();
+        task.enter(|| drop(alloc.pool_box(3u64)));
+        drop(task); // its heap is parked in this thread's entry
+        alloc.end_frame();
+        assert!(super::existing_entry(shared.id).is_some());
+        drop(alloc);
+        assert!(super::existing_entry(shared.id).is_none());
+        assert_eq!(shared.held_bytes(), 0, "every chunk went back");
     }
 }

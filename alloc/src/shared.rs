@@ -170,6 +170,12 @@ impl Shared {
         self.spare.lock().len()
     }
 
+    /// Bytes of chunks and large blocks held, as charged to the total budget (for tests).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.held.load(Relaxed)
+    }
+
     /// Frees the shared parked heaps; `true` if there were any.
     pub(crate) fn release_spares(&self) -> bool {
         let heaps = core::mem::take(&mut *self.spare.lock());

@@ -27,12 +27,21 @@ impl Drop for AllocHandle {
         // The last clone is gone: the shared parked heaps (which hold the `Shared` through
         // their registrations) go too. Heaps parked later are destroyed instead (`park`).
         self.shared.release_spares();
+        // And this thread's frame arena, pool heap and parked heaps (other threads' go when
+        // they next meet a new `SmartAlloc`, or exit).
+        local::release_entry(self.id);
     }
 }
 
 /// Frame, task and pool memory with one configuration and one set of statistics.
 ///
 /// Cheap to clone (an `Arc`), `Send + Sync`. Every method takes `&self`.
+///
+/// Each thread that uses a `SmartAlloc` keeps a frame arena, a pool heap and a few cached task
+/// heaps for it. When the last clone drops, the dropping thread's go at once (memory that
+/// handles still hold stays valid until they drop). Another thread's go when it next uses a
+/// new `SmartAlloc`, or exits: a long-lived worker that used this one and no other holds its
+/// chunks until then.
 ///
 /// * **Frame**: [`frame_box`](Self::frame_box), [`frame_vec`](Self::frame_vec),
 ///   [`frame_slice`](Self::frame_slice), [`frame_scope`](Self::frame_scope) bump-allocate in the
