@@ -20,7 +20,8 @@ pub struct AllocConfig {
     /// Size of a thread's first frame chunk; later chunks double up to
     /// [`frame_chunk_max_bytes`](Self::frame_chunk_max_bytes). At least 1 KiB.
     pub frame_chunk_bytes: usize,
-    /// Largest size a frame chunk grows to (a single bigger request gets a chunk of its own).
+    /// Largest size a frame chunk grows to. A single bigger request gets a chunk of its own,
+    /// its size rounded up to whole pages, which the arena keeps for later frames.
     pub frame_chunk_max_bytes: usize,
     /// Size of a task heap chunk. Requests above a quarter of it go to the system allocator.
     /// A power of two from 4 KiB to 1 MiB.

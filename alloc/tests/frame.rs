@@ -341,13 +341,21 @@ fn a_request_too_big_for_any_chunk_is_an_error() {
     alloc.begin_frame();
     let first = alloc.frame_box(5u64);
     let held = alloc.stats();
-    for additional in [isize::MAX as usize - 8, isize::MAX as usize / 2 + 1] {
+    for additional in [isize::MAX as usize - 8, isize::MAX as usize - 100] {
         let mut v = alloc.frame_vec::<u8>();
         let e = v.try_reserve(additional).unwrap_err();
-        // The second used to be "the system allocator refused 2^63 bytes": a chunk size no
-        // `Layout` allows, so the system allocator was never asked.
+        // The second's chunk, with its header, rounded to whole pages, is a size no `Layout`
+        // allows: the system allocator cannot be asked.
         assert!(e.is_capacity_overflow(), "{additional}: {e}");
         assert_eq!(v.capacity(), 0);
+    }
+    // 4 EiB: a valid size that the system allocator refuses (not asked under Miri, which
+    // would stop on it), named with the chunk it needed.
+    if !cfg!(miri) {
+        let additional = isize::MAX as usize / 2 + 1;
+        let e = alloc.frame_vec::<u8>().try_reserve(additional).unwrap_err();
+        assert!(e.is_out_of_memory() && e.requested() == additional && e.needed() > additional, "{e}");
+        assert!(e.to_string().contains("needed for a request of"), "{e}");
     }
     let e = alloc.frame_vec::<u8>().try_reserve(isize::MAX as usize - 8).unwrap_err();
     assert!(e.is_capacity_overflow(), "{e}");
@@ -381,6 +389,26 @@ fn total_budget_caps_frame_chunks() {
     let msg = err.to_string();
     assert!(msg.contains("requested 512 bytes (needing 4096 bytes for it) with 8192 of 8192 bytes in use"), "{msg}");
     drop(kept);
+    alloc.end_frame();
+}
+
+#[test]
+fn a_large_request_gets_a_chunk_of_about_its_size() {
+    // An 8 MiB buffer (above the 4 MiB largest chunk) used to get a 16 MiB chunk: the next
+    // power of two above it and the chunk's header. Now its chunk is its size in whole pages,
+    // which a 9 MiB total budget holds.
+    let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(9 << 20));
+    alloc.begin_frame();
+    let mut v = alloc.frame_vec::<u8>();
+    v.try_reserve(8 << 20).expect("a chunk of 8 MiB and a page fits the budget");
+    v.push(1);
+    assert!(v.capacity() >= 8 << 20);
+    // Only its own small first chunk is left: one more 8 MiB request is over the budget.
+    let mut w = alloc.frame_vec::<u8>();
+    let e = w.try_reserve(8 << 20).unwrap_err();
+    assert!(e.is_total_budget(), "{e}");
+    assert!(e.needed() < (8 << 20) + 8192, "a page-rounded chunk, not a power of two: {e}");
+    drop((v, w));
     alloc.end_frame();
 }
 

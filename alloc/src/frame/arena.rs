@@ -240,7 +240,9 @@ impl FrameArena {
             idx += 1;
         }
         if idx == chunks.len() {
-            let fits = needed.checked_next_power_of_two().ok_or_else(AllocError::capacity_overflow)?;
+            // A request bigger than the next chunk gets a chunk of its own size, rounded to
+            // whole pages (a power of two, as before, could double the memory of a large one).
+            let fits = needed.checked_add(PAGE - 1).ok_or_else(AllocError::capacity_overflow)? & !(PAGE - 1);
             if fits > isize::MAX as usize {
                 // No `Layout` has this size: the system allocator cannot even be asked.
                 return Err(AllocError::capacity_overflow());
@@ -392,6 +394,9 @@ impl Drop for FrameArena {
         }
     }
 }
+
+/// Chunks made for one large request are rounded up to a multiple of this.
+const PAGE: usize = 4096;
 
 /// An aligned, non-null pointer with no provenance, for zero-sized values.
 pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
