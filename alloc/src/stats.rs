@@ -41,7 +41,8 @@ pub struct AllocStats {
     /// Chunks kept out of reuse because a handle still points into them: frame chunks of a
     /// past frame, and the chunks of released heaps with escaped allocations.
     pub quarantined_chunks: u64,
-    /// Allocations that outlived the `AsyncPoolGuard` scope they were made in.
+    /// Handles that outlived the `AsyncPoolGuard` scope they were made in (as counted by
+    /// [`escaped`](crate::AsyncPoolGuard::escaped): empty `PoolVec`s included).
     pub guard_escapes: u64,
 }
 
@@ -147,9 +148,14 @@ impl Counters {
         self.peak.fetch_max(live.max(0) as u64, Relaxed);
     }
 
-    /// A non-owner freed `bytes`.
+    /// A non-owner freed `bytes`. Records the peak first: the owner records it at its first
+    /// free after allocating, and without this a peak whose frees all came from other threads
+    /// was never recorded.
     pub(crate) fn other_free(&self, bytes: usize) {
-        self.other_live.fetch_sub(bytes as i64, Relaxed);
+        let before = self.other_live.fetch_sub(bytes as i64, Relaxed) + self.own_live.load(Relaxed);
+        if before > 0 && before as u64 > self.peak.load(Relaxed) {
+            self.peak.fetch_max(before as u64, Relaxed);
+        }
     }
 
     /// Bytes alive now.

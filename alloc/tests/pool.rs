@@ -54,6 +54,17 @@ fn pool_boxes_free_from_any_thread() {
 }
 
 #[test]
+fn the_high_water_mark_counts_blocks_freed_on_other_threads() {
+    // The peak was recorded only at the owner's frees: blocks that all went to other
+    // threads to be freed left the high-water mark at zero.
+    let alloc = SmartAlloc::default();
+    let b = alloc.pool_box([0u8; 100]);
+    std::thread::spawn(move || drop(b)).join().unwrap();
+    let s = alloc.stats().pool;
+    assert_eq!((s.live_bytes, s.high_water_bytes, s.allocations), (0, 100, 1));
+}
+
+#[test]
 fn escaped_pool_box_outlives_its_thread() {
     let alloc = SmartAlloc::default();
     let a2 = alloc.clone();
