@@ -18,15 +18,19 @@ use core::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocConfig {
     /// Size of a thread's first frame chunk; later chunks double up to
-    /// [`frame_chunk_max_bytes`](Self::frame_chunk_max_bytes). At least 1 KiB.
+    /// [`frame_chunk_max_bytes`](Self::frame_chunk_max_bytes). From 1 KiB to 1 GiB.
     pub frame_chunk_bytes: usize,
-    /// Largest size a frame chunk grows to. A single bigger request gets a chunk of its own,
-    /// its size rounded up to whole pages, which the arena keeps for later frames.
+    /// Largest size a frame chunk grows to: at least `frame_chunk_bytes`, at most 1 GiB. A
+    /// single bigger request gets a chunk of its own, its size rounded up to whole pages, which
+    /// the arena keeps for later frames.
     pub frame_chunk_max_bytes: usize,
     /// Size of a task heap chunk. Requests above a quarter of it go to the system allocator.
     /// A power of two from 4 KiB to 1 MiB.
     pub task_chunk_bytes: usize,
-    /// Cap on the bytes one task heap holds.
+    /// Cap on the bytes one task heap holds: the heap of a task, of a `TaskAlloc`, or of an
+    /// `AsyncPoolGuard` opened in a task (not a thread's pool, nor a guard's on a plain
+    /// thread). Its chunks count whole, so a cap below `task_chunk_bytes` refuses every
+    /// allocation that needs a chunk.
     pub max_task_heap_bytes: Option<usize>,
     /// Cap on the bytes one thread's frame hands out between two `begin_frame` calls.
     pub max_frame_bytes: Option<usize>,
@@ -58,7 +62,7 @@ impl AllocConfig {
         self
     }
 
-    /// Caps each task heap at `bytes`.
+    /// Caps each task heap at `bytes` (see [`max_task_heap_bytes`](Self::max_task_heap_bytes)).
     pub fn with_task_heap_budget(mut self, bytes: usize) -> Self {
         self.max_task_heap_bytes = Some(bytes);
         self

@@ -262,6 +262,13 @@ fn task_heap_budget_applies_to_pool_in_tasks() {
         msg
     });
     assert!(msg.contains("task heap budget") && msg.contains(&format!("task {id}")), "{msg}");
+    // Outside tasks the thread's pool is not a task heap: the task-heap budget, below one
+    // chunk here, used to refuse even its first allocation.
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(100));
+    assert_eq!(*alloc.try_pool_box(7u64).expect("the thread's pool has no task budget"), 7);
+    let guard = framealloc_alloc::AsyncPoolGuard::new(&alloc);
+    assert_eq!(*alloc.try_pool_box(8u64).expect("nor a guard's scope on a plain thread"), 8);
+    drop(guard);
 }
 
 #[test]

@@ -108,7 +108,9 @@ impl HeapCore {
             reg: shared.register(kind),
             chunk_size: cfg.task_chunk_bytes,
             max_small: (cfg.task_chunk_bytes / 4).min(super::class::MAX_CLASS_SIZE),
-            budget: cfg.max_task_heap_bytes,
+            // The task-heap budget caps task heaps (a task's, a `TaskAlloc`'s, a guard's in a
+            // task), not a thread's pool or a guard's scope on a plain thread.
+            budget: if kind == Kind::Task { cfg.max_task_heap_bytes } else { None },
         });
         let heap = NonNull::from(Box::leak(heap));
         // SAFETY: fresh heap, not shared yet: exclusive access to both arenas.
