@@ -142,8 +142,17 @@ impl SmartAlloc {
 
     /// Moves `value` into the current frame, or returns the error (frame or total budget).
     #[inline]
+    #[track_caller]
     pub fn try_frame_box<T>(&self, value: T) -> Result<FrameBox<'_, T>, AllocError> {
-        let (p, chunk) = self.arena("frame_box").alloc_counted(Layout::new::<T>())?;
+        self.try_frame_box_as("try_frame_box", value)
+    }
+
+    /// [`try_frame_box`](Self::try_frame_box) for the public method `what` (named in misuse
+    /// panics).
+    #[inline]
+    #[track_caller]
+    fn try_frame_box_as<T>(&self, what: &'static str, value: T) -> Result<FrameBox<'_, T>, AllocError> {
+        let (p, chunk) = self.arena(what).alloc_counted(Layout::new::<T>())?;
         let p = p.cast::<T>();
         // SAFETY: fresh block for a `T`, counted in `chunk` for the handle we return.
         unsafe {
@@ -156,8 +165,15 @@ impl SmartAlloc {
     #[inline]
     #[track_caller]
     pub fn frame_box<T>(&self, value: T) -> FrameBox<'_, T> {
+        self.frame_box_as("frame_box", value)
+    }
+
+    /// [`frame_box`](Self::frame_box) for the public method `what` (named in misuse panics).
+    #[inline]
+    #[track_caller]
+    fn frame_box_as<T>(&self, what: &'static str, value: T) -> FrameBox<'_, T> {
         // Allocate first and write once: the value is not moved through a `Result`.
-        let (p, chunk) = match self.arena("frame_box").alloc_counted(Layout::new::<T>()) {
+        let (p, chunk) = match self.arena(what).alloc_counted(Layout::new::<T>()) {
             Ok(r) => r,
             Err(e) => fail(e),
         };
@@ -173,13 +189,14 @@ impl SmartAlloc {
     #[inline]
     #[track_caller]
     pub fn frame_alloc<T: Default>(&self) -> FrameBox<'_, T> {
-        self.frame_box(T::default())
+        self.frame_box_as("frame_alloc", T::default())
     }
 
     /// A `T::default()` in the current frame, or the error (frame or total budget).
     #[inline]
+    #[track_caller]
     pub fn try_frame_alloc<T: Default>(&self) -> Result<FrameBox<'_, T>, AllocError> {
-        self.try_frame_box(T::default())
+        self.try_frame_box_as("try_frame_alloc", T::default())
     }
 
     /// An empty vector in the current frame; it allocates when it grows.
@@ -189,10 +206,18 @@ impl SmartAlloc {
     }
 
     /// Clones `src` into the current frame, or returns the error.
+    #[track_caller]
     pub fn try_frame_slice<T: Clone>(&self, src: &[T]) -> Result<FrameSlice<'_, T>, AllocError> {
+        self.try_frame_slice_as("try_frame_slice", src)
+    }
+
+    /// [`try_frame_slice`](Self::try_frame_slice) for the public method `what` (named in
+    /// misuse panics).
+    #[track_caller]
+    fn try_frame_slice_as<T: Clone>(&self, what: &'static str, src: &[T]) -> Result<FrameSlice<'_, T>, AllocError> {
         let layout = Layout::array::<T>(src.len()).map_err(|_| AllocError::capacity_overflow())?;
         {
-            let (p, chunk) = self.arena("frame_slice").alloc_counted(layout)?;
+            let (p, chunk) = self.arena(what).alloc_counted(layout)?;
             let p: NonNull<T> = p.cast();
             // Count initialised elements so a panicking `clone` drops exactly those, and gives
             // the chunk count back.
@@ -226,14 +251,17 @@ impl SmartAlloc {
     /// Clones `src` into the current frame. Panics if a budget is exceeded.
     #[track_caller]
     pub fn frame_slice<T: Clone>(&self, src: &[T]) -> FrameSlice<'_, T> {
-        match self.try_frame_slice(src) {
+        match self.try_frame_slice_as("frame_slice", src) {
             Ok(s) => s,
             Err(e) => fail(e),
         }
     }
 
     /// Runs `f` with a [`FrameScope`]: allocation without any run-time counting whose handles
-    /// borrow the scope and so cannot leave `f`. The memory is reused as soon as `f` returns.
+    /// borrow the scope and so cannot leave `f`. The memory is reused as soon as `f` returns,
+    /// unless a counted frame allocation (`frame_box`, ...) was made during `f`, which must
+    /// stay valid, or the scope is nested in another, whose allocations may follow it: then
+    /// it comes back at the next `begin_frame` or the outermost scope's exit.
     #[track_caller]
     pub fn frame_scope<R>(&self, f: impl FnOnce(&FrameScope<'_>) -> R) -> R {
         scope::run(self.arena("frame_scope"), f)

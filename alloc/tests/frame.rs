@@ -525,6 +525,18 @@ fn fa701_inside_a_task() {
         let msg = panic_message(r.unwrap_err());
         assert!(msg.starts_with("FA701:") && msg.contains("TaskAlloc"), "{msg}");
     }
+    // The message names the method called (`frame_alloc` and the `try_` twins used to be
+    // reported as `frame_box` or `frame_slice`).
+    for (name, op) in [
+        ("frame_alloc", &|| drop(alloc.frame_alloc::<u8>())),
+        ("try_frame_alloc", &|| drop(alloc.try_frame_alloc::<u8>())),
+        ("try_frame_box", &|| drop(alloc.try_frame_box(1u8))),
+        ("try_frame_slice", &|| drop(alloc.try_frame_slice(&[1u8]))),
+    ] as [(&str, &dyn Fn()); 4]
+    {
+        let msg = panic_message(catch_unwind(AssertUnwindSafe(|| task.enter(op))).unwrap_err());
+        assert!(msg.starts_with("FA701:") && msg.contains(&format!("`{name}`")), "{msg}");
+    }
     // Outside the task, frame memory is fine again.
     alloc.begin_frame();
     drop(alloc.frame_box(1u8));
