@@ -138,7 +138,9 @@ impl AsyncPoolGuard {
         Self { heap, shared, binding: Binding::Registry { key } }
     }
 
-    /// Allocations made in this scope that are still alive now.
+    /// Handles made in this scope that are still alive now: its live allocations, and its
+    /// `PoolVec`s that have not allocated yet (a `pool_vec()` belongs to the scope it was made
+    /// in, where it will allocate).
     pub fn escaped(&self) -> usize {
         // SAFETY: our counted handle keeps the heap alive.
         let handles = unsafe { self.heap.as_ref() }.live_handles();

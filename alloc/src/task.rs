@@ -164,7 +164,8 @@ impl TaskAlloc {
         TaskVec { inner: allocator_api2::vec::Vec::new_in(TaskHeapRef(self.heap())) }
     }
 
-    /// A vector with room for `capacity` elements. Panics if a budget is exceeded.
+    /// A vector with room for `capacity` elements. Panics if a budget is exceeded or the size
+    /// overflows.
     #[inline]
     #[track_caller]
     pub fn alloc_vec_with_capacity<T>(&self, capacity: usize) -> TaskVec<'_, T> {

@@ -163,7 +163,7 @@ macro_rules! heap_vec_methods {
             crate::vec::try_reserve(&mut self.$inner, additional)
         }
 
-        /// Appends clones of every element of `other`.
+        /// Appends clones of every element of `other`; panics as `reserve` does.
         #[track_caller]
         #[inline]
         pub fn extend_from_slice(&mut self, other: &[T])

@@ -73,6 +73,7 @@ impl<'s> FrameScope<'s> {
     }
 
     /// Copies `src` into the frame. `T: Copy` has no destructor, so a plain reference suffices.
+    /// Panics if the frame or total budget is exceeded or the size overflows.
     #[track_caller]
     #[allow(clippy::mut_from_ref)] // each call hands out fresh memory, like bumpalo's `alloc`
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {

@@ -70,7 +70,8 @@ impl<'a, T> FrameVec<'a, T> {
         Ok(())
     }
 
-    /// Makes room for `additional` more elements; panics if the frame budget stops it.
+    /// Makes room for `additional` more elements; panics if the frame or total budget stops it
+    /// or the size overflows (`try_reserve` returns the error instead).
     #[track_caller]
     pub fn reserve(&mut self, additional: usize) {
         if let Err(e) = self.try_reserve(additional) {
@@ -78,7 +79,8 @@ impl<'a, T> FrameVec<'a, T> {
         }
     }
 
-    /// Appends `value`; panics if the frame budget stops the growth.
+    /// Appends `value`; panics if the frame or total budget stops the growth (`try_push`
+    /// returns the error instead).
     #[inline]
     #[track_caller]
     pub fn push(&mut self, value: T) {
@@ -109,7 +111,7 @@ impl<'a, T> FrameVec<'a, T> {
         Some(unsafe { self.ptr.as_ptr().add(self.len).read() })
     }
 
-    /// Appends clones of every element of `other`.
+    /// Appends clones of every element of `other`; panics as [`reserve`](Self::reserve) does.
     #[track_caller]
     pub fn extend_from_slice(&mut self, other: &[T])
     where

@@ -284,7 +284,7 @@ impl<T> PoolVec<T> {
         Ok(())
     }
 
-    /// Appends clones of every element of `other`.
+    /// Appends clones of every element of `other`; panics as [`reserve`](Self::reserve) does.
     #[track_caller]
     pub fn extend_from_slice(&mut self, other: &[T])
     where
