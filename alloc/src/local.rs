@@ -136,8 +136,8 @@ fn existing_entry(id: u64) -> Option<NonNull<ThreadEntry>> {
 pub(crate) fn release_entry(id: u64) {
     let removed = ENTRIES
         .try_with(|e| {
-            // Borrowed: we are inside a search of the list (its pruning drops entries, whose
-            // drop may drop a clone); the entry is pruned with the others then.
+            // Borrowed only if a clone drops while the list is being read (nothing here drops
+            // one then); the entry would then be pruned like any other dead one, later.
             let mut e = e.try_borrow_mut().ok()?;
             let i = e.0.iter().position(|x| x.id == id)?;
             Some(e.0.swap_remove(i))
