@@ -333,6 +333,30 @@ fn frame_budget_is_an_error_then_a_panic() {
     alloc.end_frame();
 }
 
+/// A scope's allocations count against the frame budget: the `try_` twins return the error,
+/// the plain methods panic with it, and a failed request takes nothing.
+#[test]
+fn frame_scope_budget_errors_are_returned_or_panic() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_frame_budget(1024));
+    alloc.begin_frame();
+    alloc.frame_scope(|f| {
+        let first = f.try_alloc_slice_copy(&[7u8; 1000]).expect("1000 bytes fit in 1024");
+        let e = f.try_alloc_slice_copy(&[1u32; 100]).unwrap_err();
+        assert!(e.is_frame_budget() && e.requested() == 400 && e.cap() == Some(1024), "{e}");
+        let e = f.try_alloc([0u8; 100]).map(drop).unwrap_err();
+        assert!(e.is_frame_budget() && e.requested() == 100, "{e}");
+        let p = catch_unwind(AssertUnwindSafe(|| f.alloc_slice_copy(&[0u8; 100]).len())).unwrap_err();
+        assert!(panic_message(p).contains("frame budget"));
+        // What is left is still handed out, and the first slice is untouched.
+        assert_eq!(f.try_alloc_slice_copy(&[9u8; 24]).expect("24 bytes fit"), &[9u8; 24]);
+        assert_eq!(f.try_alloc_slice_copy::<u64>(&[]).expect("an empty slice takes nothing"), &[] as &[u64]);
+        assert!(first.iter().all(|&b| b == 7));
+    });
+    // The scope gave its bytes back: the whole budget is free again.
+    alloc.frame_scope(|f| assert_eq!(f.alloc_slice_copy(&[3u8; 1024]).len(), 1024));
+    alloc.end_frame();
+}
+
 /// With no frame budget, a request too big for any chunk (a `Layout` allows up to
 /// `isize::MAX` bytes) is an error at once: no chunk is made for it, and frame memory goes on.
 #[test]

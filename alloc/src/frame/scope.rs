@@ -72,24 +72,30 @@ impl<'s> FrameScope<'s> {
         }
     }
 
-    /// Copies `src` into the frame. `T: Copy` has no destructor, so a plain reference suffices.
-    /// Panics if the frame or total budget is exceeded or the size overflows.
-    #[track_caller]
+    /// Copies `src` into the frame, or returns the error: the frame or total budget would be
+    /// exceeded, the system allocator refused a chunk, or the slice's size overflows.
+    /// `T: Copy` has no destructor, so a plain reference suffices.
     #[allow(clippy::mut_from_ref)] // each call hands out fresh memory, like bumpalo's `alloc`
-    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        let layout = match Layout::array::<T>(src.len()) {
-            Ok(l) => l,
-            Err(_) => fail(AllocError::capacity_overflow()),
-        };
-        let p = match self.raw(layout) {
-            Ok(p) => p.cast::<T>(),
-            Err(e) => fail(e),
-        };
+    pub fn try_alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<&mut [T], AllocError> {
+        let layout = Layout::array::<T>(src.len()).map_err(|_| AllocError::capacity_overflow())?;
+        let p = self.raw(layout)?.cast::<T>();
         // SAFETY: fresh block for `src.len()` elements, not overlapping `src`; borrowed from
         // `self` for its life, and never handed out twice.
         unsafe {
             core::ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
-            core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+            Ok(core::slice::from_raw_parts_mut(p.as_ptr(), src.len()))
+        }
+    }
+
+    /// Copies `src` into the frame. `T: Copy` has no destructor, so a plain reference suffices.
+    /// Panics if the frame or total budget is exceeded or the size overflows
+    /// ([`try_alloc_slice_copy`](Self::try_alloc_slice_copy) returns the error instead).
+    #[track_caller]
+    #[allow(clippy::mut_from_ref)] // each call hands out fresh memory, like bumpalo's `alloc`
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        match self.try_alloc_slice_copy(src) {
+            Ok(s) => s,
+            Err(e) => fail(e),
         }
     }
 
