@@ -46,6 +46,10 @@ impl Drop for AllocHandle {
 /// * **Frame**: [`frame_box`](Self::frame_box), [`frame_vec`](Self::frame_vec),
 ///   [`frame_slice`](Self::frame_slice), [`frame_scope`](Self::frame_scope) bump-allocate in the
 ///   calling thread's arena, recycled all at once by the next [`begin_frame`](Self::begin_frame).
+///   They need no open frame: what they allocate before a thread's first `begin_frame`, or
+///   after an [`end_frame`](Self::end_frame), belongs to that thread's last frame (the one
+///   before the first) and is recycled by its next `begin_frame`, under the same frame budget.
+///   A thread that never calls `begin_frame` never recycles, so its frame memory only grows.
 ///   Calling them while a task is polled panics with `FA701` (use `TaskAlloc`). They also
 ///   panic when called from a thread-local destructor after the thread's arena is gone. The
 ///   `try_` twins panic in both cases too: these are misuse, not a shortage of memory. Pool

@@ -108,6 +108,41 @@ fn guide_before_sync_snippet() {
     assert_eq!(process_data_filled(b"frame"), b"FRAME");
 }
 
+/// Frame allocation needs no open frame: before the first `begin_frame` and after an
+/// `end_frame` it goes into the frame just ended (or the one before the first), recycled by the
+/// next `begin_frame` and counted against the same budget.
+#[test]
+fn frame_memory_outside_an_open_frame_belongs_to_the_last_frame() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_frame_budget(256));
+    // The address of a fresh frame value, whose handle is dropped at once.
+    let addr_of_new = |v: u64| {
+        let b = alloc.frame_box(v);
+        &*b as *const u64 as usize
+    };
+    let before = addr_of_new(1);
+    let held = alloc.frame_box(1u64);
+    let e = alloc.try_frame_box([0u8; 250]).map(drop).unwrap_err();
+    assert!(e.is_frame_budget(), "the budget counts the 16 bytes made before any frame: {e}");
+    assert_eq!(alloc.stats().frames, 0);
+    drop(held);
+    alloc.begin_frame();
+    let first = addr_of_new(2);
+    assert_eq!(before, first, "the first begin_frame recycled what came before it");
+    let in_frame = alloc.frame_box([0u8; 200]);
+    alloc.end_frame();
+    // After `end_frame`, the closed frame's budget is still in use...
+    assert!(alloc.try_frame_box([0u8; 100]).map(drop).unwrap_err().is_frame_budget());
+    let after = alloc.frame_box(3u64);
+    assert_eq!(alloc.stats().frame.live_bytes, 208);
+    drop((in_frame, after));
+    // ...and the next `begin_frame` recycles it with the frame's own allocations.
+    alloc.begin_frame();
+    assert_eq!(addr_of_new(4), first);
+    assert_eq!(alloc.try_frame_box([0u8; 240]).map(|b| b.len()).expect("a whole budget again"), 240);
+    alloc.end_frame();
+    assert_eq!(alloc.stats().quarantined_chunks, 0);
+}
+
 #[test]
 fn frame_vec_grows_and_moves_out() {
     let alloc = SmartAlloc::default();
