@@ -40,23 +40,29 @@ pub struct AllocError {
     /// padding or prefix; `requested` when nothing more.
     needed: usize,
     owner: u64,
+    /// The tokio task id under which `owner`, a task of ours, was polled when the error was
+    /// made (see [`identity::external_alias`](crate::identity::external_alias)).
+    polled_as: Option<u64>,
 }
 
 impl AllocError {
     /// `budget` (capped at `cap`, `used` in use) could not give `needed` bytes for a request
     /// of `requested` bytes made by (or for) `owner`.
     pub(crate) fn budget(budget: Budget, cap: usize, used: usize, requested: usize, needed: usize, owner: u64) -> Self {
-        Self { kind: Kind::Budget { budget, cap, used }, requested, needed, owner }
+        Self::new(Kind::Budget { budget, cap, used }, requested, needed, owner)
+    }
+
+    fn new(kind: Kind, requested: usize, needed: usize, owner: u64) -> Self {
+        Self { kind, requested, needed, owner, polled_as: crate::identity::external_alias(owner) }
     }
 
     /// The system allocator refused `needed` bytes, asked for a request of `requested`.
     pub(crate) fn out_of_memory(requested: usize, needed: usize) -> Self {
-        Self { kind: Kind::OutOfMemory, requested, needed, owner: crate::identity::current() }
+        Self::new(Kind::OutOfMemory, requested, needed, crate::identity::current())
     }
 
     pub(crate) fn capacity_overflow() -> Self {
-        let owner = crate::identity::current();
-        Self { kind: Kind::CapacityOverflow, requested: usize::MAX, needed: usize::MAX, owner }
+        Self::new(Kind::CapacityOverflow, usize::MAX, usize::MAX, crate::identity::current())
     }
 
     /// `true` if a budget of the configuration was hit.
@@ -113,7 +119,10 @@ impl AllocError {
 
 impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let owner = crate::identity::describe(self.owner);
+        let mut owner = crate::identity::describe(self.owner);
+        if let Some(id) = self.polled_as {
+            owner = format!("{owner} (tokio task {id})");
+        }
         match &self.kind {
             Kind::Budget { budget, cap, used } => {
                 write!(f, "framealloc: {} exceeded: requested {} bytes", budget.name(), self.requested)?;

@@ -233,6 +233,17 @@ pub(crate) fn describe(identity: u64) -> String {
     }
 }
 
+/// The external source's id (tokio's task id) of the task polled on this thread now, if
+/// `identity` is a task of ours being polled here: a `framealloc::tokio::spawn` task is then
+/// named by tokio's id as well as its task number. For error messages only (cold).
+#[cold]
+pub(crate) fn external_alias(identity: u64) -> Option<u64> {
+    if identity & !ID_MASK != KIND_TASK || current_cached() != identity {
+        return None;
+    }
+    external().map(|e| e & ID_MASK)
+}
+
 /// `true` if `identity` names a task (ours or external), not a bare thread.
 pub(crate) fn is_task(identity: u64) -> bool {
     matches!(identity & !ID_MASK, KIND_TASK | KIND_EXTERNAL)

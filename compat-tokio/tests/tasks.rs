@@ -314,15 +314,18 @@ fn a_future_whose_drop_panics_still_frees_its_heap() {
 /// A task heap budget inside tokio tasks. Each task's heap has its own: `try_*` returns the
 /// error, the plain call panics with a message naming the budget, the cap and the task, the
 /// `JoinHandle` reports the panic, and the heap goes back, so the next task has the whole
-/// budget again. The same holds for a `TaskAlloc` in a plain `tokio::spawn` task, whose
-/// message names the tokio task.
+/// budget again. The message names the task by its framealloc number and tokio's id. The
+/// same holds for a `TaskAlloc` in a plain `tokio::spawn` task, whose message names the tokio
+/// task.
 #[test]
 fn task_heap_budget_inside_tokio_tasks() {
     const BUDGET: usize = 64 * 1024;
     on_both_flavours_with(AllocConfig::default().with_task_heap_budget(BUDGET), |alloc| async move {
         for round in 0..2 {
             let a = alloc.clone();
+            let (id_tx, id_rx) = oneshot::channel();
             let err = framealloc_tokio::spawn(async move {
+                id_tx.send(tokio::task::id()).unwrap();
                 let half = a.pool_vec_with_capacity::<u8>(BUDGET / 2);
                 let e = a.try_pool_vec_with_capacity::<u8>(BUDGET).map(drop).unwrap_err();
                 assert!(e.is_task_budget() && e.cap() == Some(BUDGET) && e.requested() == BUDGET, "{e}");
@@ -334,7 +337,9 @@ fn task_heap_budget_inside_tokio_tasks() {
             .unwrap_err();
             let msg = panic_message(err);
             assert!(msg.contains("task heap budget") && msg.contains(&BUDGET.to_string()), "round {round}: {msg}");
+            let tokio_id = id_rx.await.unwrap();
             assert!(msg.contains(", in task "), "names the framealloc task: {msg}");
+            assert!(msg.contains(&format!(" (tokio task {tokio_id})")), "and its tokio id: {msg}");
             assert_empty(&alloc.stats());
         }
 
