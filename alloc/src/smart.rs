@@ -77,8 +77,11 @@ pub struct SmartAlloc {
 }
 
 impl SmartAlloc {
-    /// A new allocator. Panics with the [`ConfigError`]'s message, which names the field, if
-    /// `config` is invalid; [`try_new`](Self::try_new) returns the error instead.
+    /// A new allocator.
+    ///
+    /// # Panics
+    /// With the [`ConfigError`]'s message, which names the field, if `config` is invalid
+    /// ([`try_new`](Self::try_new) returns the error instead).
     #[track_caller]
     pub fn new(config: AllocConfig) -> Self {
         match Self::try_new(config) {
@@ -87,8 +90,11 @@ impl SmartAlloc {
         }
     }
 
-    /// A new allocator, or the [`ConfigError`] naming the field of `config` that breaks its
-    /// rule (see [`AllocConfig::validate`]).
+    /// A new allocator.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] naming the field of `config` that breaks its rule (see
+    /// [`AllocConfig::validate`]).
     pub fn try_new(config: AllocConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let shared = Shared::new(config);
@@ -124,7 +130,8 @@ impl SmartAlloc {
     /// Opens a frame on the calling thread: every frame allocation of the previous frame is
     /// recycled in O(1). Handles still alive keep their chunk (quarantined) until they drop.
     ///
-    /// Panics if a frame is already open on this thread, inside [`frame_scope`](Self::frame_scope),
+    /// # Panics
+    /// If a frame is already open on this thread, inside [`frame_scope`](Self::frame_scope),
     /// or (FA701) while a task is polled.
     #[track_caller]
     pub fn begin_frame(&self) {
@@ -133,7 +140,9 @@ impl SmartAlloc {
     }
 
     /// Closes the calling thread's frame. Its data stays readable until the next `begin_frame`.
-    /// Panics if no frame is open on this thread, or (FA701) while a task is polled.
+    ///
+    /// # Panics
+    /// If no frame is open on this thread, or (FA701) while a task is polled.
     #[track_caller]
     pub fn end_frame(&self) {
         self.arena("end_frame").end_frame();
@@ -144,7 +153,14 @@ impl SmartAlloc {
         self.shared().frames.load(Relaxed)
     }
 
-    /// Moves `value` into the current frame, or returns the error (frame or total budget).
+    /// Moves `value` into the current frame (dropping it if that fails).
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, or the system allocator refused a chunk.
+    ///
+    /// # Panics
+    /// On misuse, not on a shortage of memory: with FA701 while a task is polled, and in a
+    /// thread-local destructor after this thread's frame arena is gone.
     #[inline]
     #[track_caller]
     pub fn try_frame_box<T>(&self, value: T) -> Result<FrameBox<'_, T>, AllocError> {
@@ -165,7 +181,12 @@ impl SmartAlloc {
         }
     }
 
-    /// Moves `value` into the current frame. Panics if a budget is exceeded.
+    /// Moves `value` into the current frame.
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded or the system allocator refuses a chunk
+    /// ([`try_frame_box`](Self::try_frame_box) returns the error instead); with FA701 while a task
+    /// is polled; in a thread-local destructor after this thread's frame arena is gone.
     #[inline]
     #[track_caller]
     pub fn frame_box<T>(&self, value: T) -> FrameBox<'_, T> {
@@ -190,13 +211,25 @@ impl SmartAlloc {
     }
 
     /// A `T::default()` in the current frame.
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded or the system allocator refuses a chunk
+    /// ([`try_frame_alloc`](Self::try_frame_alloc) returns the error instead); with FA701 while a
+    /// task is polled; in a thread-local destructor after this thread's frame arena is gone.
     #[inline]
     #[track_caller]
     pub fn frame_alloc<T: Default>(&self) -> FrameBox<'_, T> {
         self.frame_box_as("frame_alloc", T::default())
     }
 
-    /// A `T::default()` in the current frame, or the error (frame or total budget).
+    /// A `T::default()` in the current frame.
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, or the system allocator refused a chunk.
+    ///
+    /// # Panics
+    /// On misuse, not on a shortage of memory: with FA701 while a task is polled, and in a
+    /// thread-local destructor after this thread's frame arena is gone.
     #[inline]
     #[track_caller]
     pub fn try_frame_alloc<T: Default>(&self) -> Result<FrameBox<'_, T>, AllocError> {
@@ -204,12 +237,25 @@ impl SmartAlloc {
     }
 
     /// An empty vector in the current frame; it allocates when it grows.
+    ///
+    /// # Panics
+    /// With FA701 while a task is polled, and in a thread-local destructor after this thread's
+    /// frame arena is gone.
     #[track_caller]
     pub fn frame_vec<T>(&self) -> FrameVec<'_, T> {
         FrameVec::new_in(self.arena("frame_vec").clone())
     }
 
-    /// Clones `src` into the current frame, or returns the error.
+    /// Clones `src` into the current frame.
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, or the system allocator refused a chunk, or the
+    /// size overflows.
+    ///
+    /// # Panics
+    /// If a `clone` panics (the clones made so far are dropped); on misuse, not on a shortage of
+    /// memory: with FA701 while a task is polled, and in a thread-local destructor after this
+    /// thread's frame arena is gone.
     #[track_caller]
     pub fn try_frame_slice<T: Clone>(&self, src: &[T]) -> Result<FrameSlice<'_, T>, AllocError> {
         self.try_frame_slice_as("try_frame_slice", src)
@@ -252,7 +298,13 @@ impl SmartAlloc {
         }
     }
 
-    /// Clones `src` into the current frame. Panics if a budget is exceeded.
+    /// Clones `src` into the current frame.
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded or the system allocator refuses a chunk, the size
+    /// overflows or a `clone` panics ([`try_frame_slice`](Self::try_frame_slice) returns the error
+    /// instead); with FA701 while a task is polled; in a thread-local destructor after this
+    /// thread's frame arena is gone.
     #[track_caller]
     pub fn frame_slice<T: Clone>(&self, src: &[T]) -> FrameSlice<'_, T> {
         match self.try_frame_slice_as("frame_slice", src) {
@@ -266,20 +318,31 @@ impl SmartAlloc {
     /// unless a counted frame allocation (`frame_box`, ...) was made during `f`, which must
     /// stay valid, or the scope is nested in another, whose allocations may follow it: then
     /// it comes back at the next `begin_frame` or the outermost scope's exit.
+    ///
+    /// # Panics
+    /// If `f` panics (the scope ends first); with FA701 while a task is polled, and in a
+    /// thread-local destructor after this thread's frame arena is gone.
     #[track_caller]
     pub fn frame_scope<R>(&self, f: impl FnOnce(&FrameScope<'_>) -> R) -> R {
         scope::run(self.arena("frame_scope"), f)
     }
 
-    /// Moves `value` into the current task's heap (inside a task) or this thread's pool, or
-    /// returns the error.
+    /// Moves `value` into the current task's heap (inside a task) or this thread's pool
+    /// (dropping it if that fails).
+    ///
+    /// # Errors
+    /// A budget would be exceeded (the task heap's inside a task, the total) or the system
+    /// allocator refused memory.
     #[inline]
     pub fn try_pool_box<T>(&self, value: T) -> Result<PoolBox<T>, AllocError> {
         PoolBox::try_new_in(&self.handle, value)
     }
 
     /// Moves `value` into the current task's heap (inside a task) or this thread's pool.
-    /// Panics if a budget is exceeded.
+    ///
+    /// # Panics
+    /// If a budget is exceeded or the system allocator refuses memory
+    /// ([`try_pool_box`](Self::try_pool_box) returns the error instead).
     #[inline(always)]
     #[track_caller]
     pub fn pool_box<T>(&self, value: T) -> PoolBox<T> {
@@ -287,13 +350,21 @@ impl SmartAlloc {
     }
 
     /// A `T::default()` from the current task's heap or this thread's pool.
+    ///
+    /// # Panics
+    /// If a budget is exceeded or the system allocator refuses memory
+    /// ([`try_pool_alloc`](Self::try_pool_alloc) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn pool_alloc<T: Default>(&self) -> PoolBox<T> {
         self.pool_box(T::default())
     }
 
-    /// A `T::default()` from the current task's heap or this thread's pool, or the error.
+    /// A `T::default()` from the current task's heap or this thread's pool.
+    ///
+    /// # Errors
+    /// A budget would be exceeded (the task heap's inside a task, the total) or the system
+    /// allocator refused memory.
     #[inline]
     pub fn try_pool_alloc<T: Default>(&self) -> Result<PoolBox<T>, AllocError> {
         self.try_pool_box(T::default())
@@ -306,8 +377,13 @@ impl SmartAlloc {
     }
 
     /// A vector with room for exactly `capacity` elements (no buffer for 0, like
-    /// `Vec::with_capacity`), from the current task's heap or this thread's pool. Panics if a
-    /// budget is exceeded or the size overflows.
+    /// `Vec::with_capacity`), from the current task's heap or this thread's pool.
+    ///
+    /// # Panics
+    /// If a budget is exceeded, the size overflows or the system allocator refuses memory
+    /// ([`try_pool_vec_with_capacity`](Self::try_pool_vec_with_capacity) returns the error
+    /// instead).
+    ///
     ///
     /// ```
     /// # let alloc = framealloc_alloc::SmartAlloc::default();
@@ -322,8 +398,12 @@ impl SmartAlloc {
         PoolVec::with_capacity_or_fail(&self.handle, capacity)
     }
 
-    /// A vector with room for exactly `capacity` elements, or the error (a budget, or a size
-    /// that overflows).
+    /// A vector with room for exactly `capacity` elements (no buffer for 0), from the current
+    /// task's heap or this thread's pool.
+    ///
+    /// # Errors
+    /// A budget would be exceeded (the task heap's inside a task, the total), the size
+    /// overflows, or the system allocator refused memory.
     #[inline]
     pub fn try_pool_vec_with_capacity<T>(&self, capacity: usize) -> Result<PoolVec<T>, AllocError> {
         PoolVec::with_capacity_in(&self.handle, capacity)
