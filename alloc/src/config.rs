@@ -74,7 +74,10 @@ impl AllocConfig {
         self
     }
 
-    /// Checks the sizes: `Err` names the first field that breaks its rule.
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first field that breaks its rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field, rule: String| Err(ConfigError { field, rule });
         if self.frame_chunk_bytes < 1024 || self.frame_chunk_bytes > (1 << 30) {

@@ -379,12 +379,6 @@ impl SmartAlloc {
     /// A vector with room for exactly `capacity` elements (no buffer for 0, like
     /// `Vec::with_capacity`), from the current task's heap or this thread's pool.
     ///
-    /// # Panics
-    /// If a budget is exceeded, the size overflows or the system allocator refuses memory
-    /// ([`try_pool_vec_with_capacity`](Self::try_pool_vec_with_capacity) returns the error
-    /// instead).
-    ///
-    ///
     /// ```
     /// # let alloc = framealloc_alloc::SmartAlloc::default();
     /// let mut v = alloc.pool_vec_with_capacity::<u16>(100);
@@ -392,6 +386,11 @@ impl SmartAlloc {
     /// v.push(7);
     /// assert_eq!(alloc.stats().pool.live_bytes, 200);
     /// ```
+    ///
+    /// # Panics
+    /// If a budget is exceeded, the size overflows or the system allocator refuses memory
+    /// ([`try_pool_vec_with_capacity`](Self::try_pool_vec_with_capacity) returns the error
+    /// instead).
     #[inline(always)]
     #[track_caller]
     pub fn pool_vec_with_capacity<T>(&self, capacity: usize) -> PoolVec<T> {

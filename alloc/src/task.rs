@@ -97,7 +97,11 @@ impl TaskAlloc {
         unsafe { self.heap.as_ref() }
     }
 
-    /// Moves `value` into the heap, or returns the error (dropping `value`).
+    /// Moves `value` into the heap (dropping it if that fails).
+    ///
+    /// # Errors
+    /// The task heap or total budget would be exceeded, or the system allocator refused
+    /// memory (see [`AllocError`]).
     #[inline]
     pub fn try_alloc_box<T>(&self, value: T) -> Result<TaskBox<'_, T>, AllocError> {
         let ptr = self.heap().allocate_typed::<T>()?;
@@ -106,7 +110,11 @@ impl TaskAlloc {
         Ok(TaskBox { ptr, heap: self.heap(), _owns: PhantomData })
     }
 
-    /// Moves `value` into the heap. Panics if a budget is exceeded (see [`AllocError`]).
+    /// Moves `value` into the heap.
+    ///
+    /// # Panics
+    /// If the task heap or total budget is exceeded or the system allocator refuses memory
+    /// ([`try_alloc_box`](Self::try_alloc_box) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn alloc_box<T>(&self, value: T) -> TaskBox<'_, T> {
@@ -121,8 +129,11 @@ impl TaskAlloc {
     }
 
     /// Allocates first, then stores `f()` straight into the block: no copy of a large value
-    /// through the stack (like bumpalo's `alloc_with`). If `f` panics, the block is freed.
-    /// Panics if a budget is exceeded.
+    /// through the stack (like bumpalo's `alloc_with`).
+    ///
+    /// # Panics
+    /// If `f` panics (the block is freed first), or as [`alloc_box`](Self::alloc_box) does
+    /// ([`try_alloc_with`](Self::try_alloc_with) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> TaskBox<'_, T> {
@@ -134,8 +145,14 @@ impl TaskAlloc {
         unsafe { self.fill_with(ptr, f) }
     }
 
-    /// [`alloc_with`](Self::alloc_with) that returns the error instead of panicking (`f` is
-    /// not called then).
+    /// Allocates first, then stores `f()` straight into the block, as
+    /// [`alloc_with`](Self::alloc_with) does.
+    ///
+    /// # Errors
+    /// As [`try_alloc_box`](Self::try_alloc_box); `f` is not called then.
+    ///
+    /// # Panics
+    /// If `f` panics (the block is freed first).
     #[inline]
     pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<TaskBox<'_, T>, AllocError> {
         let ptr = self.heap().allocate_typed::<T>()?;
@@ -164,8 +181,12 @@ impl TaskAlloc {
         TaskVec { inner: allocator_api2::vec::Vec::new_in(TaskHeapRef(self.heap())) }
     }
 
-    /// A vector with room for `capacity` elements. Panics if a budget is exceeded or the size
-    /// overflows.
+    /// A vector with room for `capacity` elements.
+    ///
+    /// # Panics
+    /// If a budget is exceeded, the system allocator refuses memory, or the size overflows
+    /// ([`try_alloc_vec_with_capacity`](Self::try_alloc_vec_with_capacity) returns the error
+    /// instead).
     #[inline]
     #[track_caller]
     pub fn alloc_vec_with_capacity<T>(&self, capacity: usize) -> TaskVec<'_, T> {
@@ -174,8 +195,11 @@ impl TaskAlloc {
         v
     }
 
-    /// A vector with room for `capacity` elements, or the error (a budget, or a size that
-    /// overflows).
+    /// A vector with room for `capacity` elements.
+    ///
+    /// # Errors
+    /// A budget would be exceeded, the system allocator refused memory, or the size
+    /// overflows.
     #[inline]
     pub fn try_alloc_vec_with_capacity<T>(&self, capacity: usize) -> Result<TaskVec<'_, T>, AllocError> {
         let mut v = self.alloc_vec();

@@ -126,7 +126,11 @@ pub(crate) fn into_std<T, A: Allocator>(mut v: allocator_api2::vec::Vec<T, A>) -
 /// `allocator_api2::vec::Vec`.
 macro_rules! heap_vec_methods {
     ($inner:ident) => {
-        /// Appends `value`; panics with the heap's error if a budget stops the growth.
+        /// Appends `value`.
+        ///
+        /// # Panics
+        /// If the vector must grow and cannot, as [`reserve`](Self::reserve) does
+        /// ([`try_push`](Self::try_push) returns the error instead).
         #[inline]
         #[track_caller]
         pub fn push(&mut self, value: T) {
@@ -136,7 +140,11 @@ macro_rules! heap_vec_methods {
             self.$inner.push(value);
         }
 
-        /// Appends `value`, or gives it back with the error if the vector cannot grow.
+        /// Appends `value`.
+        ///
+        /// # Errors
+        /// If the vector must grow and cannot (see [`try_reserve`](Self::try_reserve)): `value`
+        /// comes back with the error.
         #[inline]
         pub fn try_push(&mut self, value: T) -> Result<(), (T, crate::AllocError)> {
             match crate::vec::try_reserve(&mut self.$inner, 1) {
@@ -148,7 +156,11 @@ macro_rules! heap_vec_methods {
             }
         }
 
-        /// Makes room for `additional` more elements; panics if a budget stops it.
+        /// Makes room for `additional` more elements.
+        ///
+        /// # Panics
+        /// If a budget is exceeded, the system allocator refuses memory, or the size overflows
+        /// ([`try_reserve`](Self::try_reserve) returns the error instead).
         #[track_caller]
         #[inline]
         pub fn reserve(&mut self, additional: usize) {
@@ -158,12 +170,20 @@ macro_rules! heap_vec_methods {
         }
 
         /// Makes room for `additional` more elements.
+        ///
+        /// # Errors
+        /// A budget would be exceeded, the system allocator refused memory, or the size
+        /// overflows. The vector is unchanged then.
         #[inline]
         pub fn try_reserve(&mut self, additional: usize) -> Result<(), crate::AllocError> {
             crate::vec::try_reserve(&mut self.$inner, additional)
         }
 
-        /// Appends clones of every element of `other`; panics as `reserve` does.
+        /// Appends clones of every element of `other`.
+        ///
+        /// # Panics
+        /// As [`reserve`](Self::reserve) does, or if a `clone` panics (the clones made so far
+        /// stay).
         #[track_caller]
         #[inline]
         pub fn extend_from_slice(&mut self, other: &[T])

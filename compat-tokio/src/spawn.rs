@@ -12,8 +12,6 @@ use tokio::task::JoinHandle;
 /// released when the task completes (before its output is published to the `JoinHandle`), is
 /// aborted, or panics. Allocations returned through the `JoinHandle` stay valid until they drop.
 ///
-/// Panics outside a tokio runtime, like [`tokio::spawn`].
-///
 /// The heap has a cost per task (taking a parked heap at the first `pool_*` call and giving
 /// it back at the end, and the wrapper: a few hundred instructions in all), which pays off
 /// when the task allocates a lot. For a tiny task that allocates once or not at all, plain
@@ -30,6 +28,9 @@ use tokio::task::JoinHandle;
 /// assert_eq!(alloc.stats().heaps_alive, 0);           // the task's heap is gone
 /// # }
 /// ```
+///
+/// # Panics
+/// Outside a tokio runtime, like [`tokio::spawn`].
 #[inline(always)]
 #[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
@@ -52,7 +53,8 @@ where
 /// Spawns a `!Send` future on the current [`tokio::task::LocalSet`], like
 /// [`tokio::task::spawn_local`], with a heap of its own (see [`spawn`]).
 ///
-/// Panics outside a `LocalSet`, like [`tokio::task::spawn_local`].
+/// # Panics
+/// Outside a `LocalSet`, like [`tokio::task::spawn_local`].
 #[track_caller]
 pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
 where

@@ -53,7 +53,10 @@ impl<'s> FrameScope<'s> {
         Ok(p)
     }
 
-    /// Moves `value` into the frame, or returns the error (dropping `value`).
+    /// Moves `value` into the frame (dropping it if that fails).
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, or the system allocator refused a chunk.
     #[inline]
     pub fn try_alloc<T>(&self, value: T) -> Result<ScopedBox<'_, T>, AllocError> {
         let p = self.raw(Layout::new::<T>())?.cast::<T>();
@@ -62,7 +65,11 @@ impl<'s> FrameScope<'s> {
         Ok(ScopedBox { ptr: p, _marker: PhantomData })
     }
 
-    /// Moves `value` into the frame. Panics if the frame budget is exceeded.
+    /// Moves `value` into the frame.
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded or the system allocator refuses a chunk
+    /// ([`try_alloc`](Self::try_alloc) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn alloc<T>(&self, value: T) -> ScopedBox<'_, T> {
@@ -72,9 +79,11 @@ impl<'s> FrameScope<'s> {
         }
     }
 
-    /// Copies `src` into the frame, or returns the error: the frame or total budget would be
-    /// exceeded, the system allocator refused a chunk, or the slice's size overflows.
-    /// `T: Copy` has no destructor, so a plain reference suffices.
+    /// Copies `src` into the frame. `T: Copy` has no destructor, so a plain reference
+    /// suffices.
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, or the system allocator refused a chunk.
     #[allow(clippy::mut_from_ref)] // each call hands out fresh memory, like bumpalo's `alloc`
     pub fn try_alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<&mut [T], AllocError> {
         let layout = Layout::array::<T>(src.len()).map_err(|_| AllocError::capacity_overflow())?;
@@ -88,7 +97,9 @@ impl<'s> FrameScope<'s> {
     }
 
     /// Copies `src` into the frame. `T: Copy` has no destructor, so a plain reference suffices.
-    /// Panics if the frame or total budget is exceeded or the size overflows
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded or the system allocator refuses a chunk
     /// ([`try_alloc_slice_copy`](Self::try_alloc_slice_copy) returns the error instead).
     #[track_caller]
     #[allow(clippy::mut_from_ref)] // each call hands out fresh memory, like bumpalo's `alloc`

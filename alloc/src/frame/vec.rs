@@ -48,7 +48,11 @@ impl<'a, T> FrameVec<'a, T> {
         self.cap
     }
 
-    /// Makes room for `additional` more elements, or returns the error (frame budget, ...).
+    /// Makes room for `additional` more elements.
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, the system allocator refused a chunk, or
+    /// the size overflows. The vector is unchanged then.
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
         let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
         if needed <= self.cap {
@@ -70,8 +74,11 @@ impl<'a, T> FrameVec<'a, T> {
         Ok(())
     }
 
-    /// Makes room for `additional` more elements; panics if the frame or total budget stops it
-    /// or the size overflows (`try_reserve` returns the error instead).
+    /// Makes room for `additional` more elements.
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded, the system allocator refuses a chunk, or the
+    /// size overflows ([`try_reserve`](Self::try_reserve) returns the error instead).
     #[track_caller]
     pub fn reserve(&mut self, additional: usize) {
         if let Err(e) = self.try_reserve(additional) {
@@ -79,8 +86,11 @@ impl<'a, T> FrameVec<'a, T> {
         }
     }
 
-    /// Appends `value`; panics if the frame or total budget stops the growth (`try_push`
-    /// returns the error instead).
+    /// Appends `value`.
+    ///
+    /// # Panics
+    /// If the vector must grow and cannot, as [`reserve`](Self::reserve) does
+    /// ([`try_push`](Self::try_push) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn push(&mut self, value: T) {
@@ -92,7 +102,11 @@ impl<'a, T> FrameVec<'a, T> {
         self.len += 1;
     }
 
-    /// Appends `value`, or gives it back with the error if the vector cannot grow.
+    /// Appends `value`.
+    ///
+    /// # Errors
+    /// If the vector must grow and cannot (see [`try_reserve`](Self::try_reserve)): `value`
+    /// comes back with the error.
     pub fn try_push(&mut self, value: T) -> Result<(), (T, AllocError)> {
         if let Err(e) = self.try_reserve(1) {
             return Err((value, e));
@@ -111,7 +125,10 @@ impl<'a, T> FrameVec<'a, T> {
         Some(unsafe { self.ptr.as_ptr().add(self.len).read() })
     }
 
-    /// Appends clones of every element of `other`; panics as [`reserve`](Self::reserve) does.
+    /// Appends clones of every element of `other`.
+    ///
+    /// # Panics
+    /// As [`reserve`](Self::reserve) does, or if a `clone` panics (the clones made so far stay).
     #[track_caller]
     pub fn extend_from_slice(&mut self, other: &[T])
     where

@@ -175,8 +175,11 @@ impl<T> PoolVec<T> {
         }
     }
 
-    /// Makes room for `additional` more elements or returns the heap's error (a budget, or a
-    /// size that overflows).
+    /// Makes room for `additional` more elements.
+    ///
+    /// # Errors
+    /// A budget would be exceeded, the system allocator refused memory, or the size
+    /// overflows. The vector is unchanged then.
     #[inline]
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
         if self.cap.wrapping_sub(self.len) >= additional {
@@ -185,7 +188,11 @@ impl<T> PoolVec<T> {
         self.grow(additional)
     }
 
-    /// Makes room for `additional` more elements; panics if a budget stops it.
+    /// Makes room for `additional` more elements.
+    ///
+    /// # Panics
+    /// If a budget is exceeded, the system allocator refuses memory, or the size overflows
+    /// ([`try_reserve`](Self::try_reserve) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn reserve(&mut self, additional: usize) {
@@ -245,7 +252,11 @@ impl<T> PoolVec<T> {
         }
     }
 
-    /// Appends `value`; panics with the heap's error if a budget stops the growth.
+    /// Appends `value`.
+    ///
+    /// # Panics
+    /// If the vector must grow and cannot, as [`reserve`](Self::reserve) does
+    /// ([`try_push`](Self::try_push) returns the error instead).
     #[inline]
     #[track_caller]
     pub fn push(&mut self, value: T) {
@@ -273,7 +284,11 @@ impl<T> PoolVec<T> {
         (v.ptr, v.cap)
     }
 
-    /// Appends `value`, or gives it back with the error if the vector cannot grow.
+    /// Appends `value`.
+    ///
+    /// # Errors
+    /// If the vector must grow and cannot (see [`try_reserve`](Self::try_reserve)): `value`
+    /// comes back with the error.
     pub fn try_push(&mut self, value: T) -> Result<(), (T, AllocError)> {
         if let Err(e) = self.try_reserve(1) {
             return Err((value, e));
@@ -284,7 +299,10 @@ impl<T> PoolVec<T> {
         Ok(())
     }
 
-    /// Appends clones of every element of `other`; panics as [`reserve`](Self::reserve) does.
+    /// Appends clones of every element of `other`.
+    ///
+    /// # Panics
+    /// As [`reserve`](Self::reserve) does, or if a `clone` panics (the clones made so far stay).
     #[track_caller]
     pub fn extend_from_slice(&mut self, other: &[T])
     where
