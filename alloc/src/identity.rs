@@ -15,6 +15,14 @@
 //! task that migrates between threads keeps its identity; the executor's hand-off between
 //! threads is the happens-before edge that makes the plain state safe to touch again.
 //!
+//! A heap owned by a *thread* (a thread's pool, a `TaskAlloc` made on a plain thread) is never
+//! touched from another thread under that identity, so everything that runs on that thread
+//! may take its fast path, a task polled there included: [`is_owner`] and [`is_owner_cached`]
+//! accept the calling thread's own identity as well as the current one. Without this a plain
+//! tokio task, whose identity is tokio's task id, would lock the pool of the very thread it
+//! runs on; and once tokio's source is registered (where no identity can be cached for a
+//! plain thread) every `pool_*` call of a plain thread would ask tokio first.
+//!
 //! The same context answers "is a task being polled?" for FA701.
 
 use crate::heap::TaskSlot;
@@ -197,6 +205,31 @@ fn thread_of(c: &Context) -> u64 {
 #[inline(always)]
 pub(crate) fn current_cached() -> u64 {
     CONTEXT.try_with(|c| c.fast.get()).unwrap_or(NOBODY)
+}
+
+/// `true` if the caller may act as `owner` (a heap's owner, not [`NOBODY`]): `owner` is the
+/// identity [`current`] returns, or this thread's own identity (see the module docs).
+#[inline]
+pub(crate) fn is_owner(owner: u64) -> bool {
+    CONTEXT
+        .try_with(|c| {
+            let fast = c.fast.get();
+            if owner == fast || owner == c.thread.get() {
+                return owner != NOBODY;
+            }
+            // `fast`, when set, is all `current` would say; else ask the external source.
+            fast == 0 && owner == current_uncached(c)
+        })
+        // Thread teardown: `current` is then an identity no heap has.
+        .unwrap_or(false)
+}
+
+/// [`is_owner`] from this thread's cached identities alone (the current one if cached, and
+/// the thread's own): two thread-local loads, never a call, so that fast paths stay leaf
+/// code. `false` may still be the owner (a plain tokio task's own heap).
+#[inline(always)]
+pub(crate) fn is_owner_cached(owner: u64) -> bool {
+    owner != NOBODY && CONTEXT.try_with(|c| owner == c.fast.get() || owner == c.thread.get()).unwrap_or(false)
 }
 
 /// This thread's own identity (even while a task is polled on it).

@@ -100,6 +100,29 @@ fn pool_calls_in_a_plain_task_without_a_guard_use_the_thread_pool() {
     });
 }
 
+/// The thread's pool is the calling thread's own, whoever runs there: a plain thread (asked
+/// about tokio's task on every call once the layer is in) and a plain tokio task take its
+/// fast path, so a block freed there is the next one handed out. Freed as a stranger, it would
+/// wait on the pool's list of remote frees, and the next one would come from elsewhere.
+#[test]
+fn the_thread_pool_serves_plain_threads_and_plain_tasks_as_its_owner() {
+    let alloc = SmartAlloc::default();
+    let reuse = |alloc: &SmartAlloc| {
+        let first = alloc.pool_box(1u64);
+        let addr = &*first as *const u64 as usize;
+        drop(first);
+        let again = alloc.pool_box(2u64);
+        (&*again as *const u64 as usize == addr, alloc.stats().pool.live_bytes)
+    };
+    assert_eq!(reuse(&alloc), (true, 8), "on a plain thread");
+    for (name, rt) in flavours() {
+        let a = alloc.clone();
+        let in_task = rt.block_on(async move { tokio::spawn(async move { reuse(&a) }).await.unwrap() });
+        assert_eq!(in_task, (true, 8), "{name}: in a plain tokio task");
+    }
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+}
+
 /// Yields through `spawn_blocking` (its completion wakes the task from a thread outside the
 /// workers, so any idle worker may pick it up) until the task runs on another thread.
 async fn migrate() -> (std::thread::ThreadId, std::thread::ThreadId) {

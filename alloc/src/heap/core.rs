@@ -4,9 +4,10 @@
 //!
 //! * `owner` is the identity (see [`crate::identity`]) allowed to touch `local`, the plain
 //!   [`LocalState`], without synchronisation. Every entry point compares the caller's current
-//!   identity with `owner`; equal means no one else can be in `local` now. The pool fast
-//!   paths compare the identity cached in the thread-local context (no call; it is empty in
-//!   a plain tokio task) and leave everything else to an out-of-line path that checks again.
+//!   identity, and its thread's own, with `owner`; equal means no one else can be in `local`
+//!   now. The pool fast paths compare the identities cached in the thread-local context (no
+//!   call; the current one is empty in a plain tokio task) and leave everything else to an
+//!   out-of-line path that checks again.
 //! * Anyone else allocates from `foreign` (a second arena behind a mutex) and frees onto
 //!   `remote` (a lock-free list the owner drains when a size class runs dry). All chunks of
 //!   both arenas belong to the heap, so a block may be freed into either arena's lists.
@@ -131,20 +132,19 @@ impl HeapCore {
         self.reg.shared()
     }
 
-    /// `true` if the caller is the owner now.
+    /// `true` if the caller is the owner now (see [`identity::is_owner`]).
     #[inline]
     pub(crate) fn is_owner(&self) -> bool {
-        self.owner.load(Ordering::Relaxed) == identity::current()
+        identity::is_owner(self.owner.load(Ordering::Relaxed))
     }
 
-    /// `true` if the caller is the owner by this thread's cached identity (a task of ours, or
-    /// a plain thread with no external source): a load and a compare, no call, so that the
-    /// fast paths stay leaf code. `false` may still be the owner (a plain tokio task): the
-    /// slow paths check again with [`is_owner`](Self::is_owner).
+    /// `true` if the caller is the owner by this thread's cached identities (a task of ours,
+    /// or the thread itself): loads and compares, no call, so that the fast paths stay leaf
+    /// code. `false` may still be the owner (a plain tokio task's own heap): the slow paths
+    /// check again with [`is_owner`](Self::is_owner).
     #[inline(always)]
     fn is_owner_cached(&self) -> bool {
-        let me = identity::current_cached();
-        me != NOBODY && self.owner.load(Ordering::Relaxed) == me
+        identity::is_owner_cached(self.owner.load(Ordering::Relaxed))
     }
 
     /// The owner's plain state.
