@@ -25,6 +25,10 @@
 //!   task's own heap, created on first use and released when the task completes.
 //! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec_with_capacity`
 //!   (the heap of a `TaskAlloc` owned by the tokio task, found through tokio's task id).
+//! * `tokio_spawn_thread_pool`: `tokio::spawn`, the same handler as `framealloc_spawn_pool`:
+//!   in a plain tokio task `pool_*` uses the pool of the worker thread it runs on (the guide's
+//!   plain `tokio::spawn` with no guard open), with a `SmartAlloc` of its own so that the
+//!   other cases' statistics still show no pool allocation.
 //!
 //! A second tokio group, `tokio_request_handler_objects`, runs the same tasks on 64 fixed-size
 //! request-state objects (16 each of 16, 64, 128 and 256 bytes) instead of byte buffers:
@@ -86,13 +90,13 @@ fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> toki
 /// One case of a workload: a name and a function running `TASKS` tasks once.
 type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
-/// The six cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
+/// The seven cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
 /// tokio alone (`$none`: the same task without allocation), system, mimalloc, a bumpalo arena
 /// per task, `framealloc::tokio::spawn` + `pool_*` (the task's heap), `tokio::spawn` +
-/// `TaskAlloc`.
+/// `TaskAlloc`, and `tokio::spawn` + `pool_*` (the thread's pool) with allocator `$threads`.
 macro_rules! cases {
-    ($rt:expr, $alloc:expr, $none:ident, $system:ident, $mimalloc:ident, $bump:ident, $pool:ident, $task_alloc:ident) => {{
-        let (rt, alloc, expect) = ($rt, $alloc, (TASKS * ALLOCS * 7) as u64);
+    ($rt:expr, $alloc:expr, $threads:expr, $none:ident, $system:ident, $mimalloc:ident, $bump:ident, $pool:ident, $task_alloc:ident) => {{
+        let (rt, alloc, threads, expect) = ($rt, $alloc, $threads, (TASKS * ALLOCS * 7) as u64);
         let cases: Vec<Case> = vec![
             ("no_alloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($none())))),
             ("system", Box::new(move || run_tasks(rt, expect, || tokio::spawn($system())))),
@@ -105,6 +109,10 @@ macro_rules! cases {
             (
                 "tokio_spawn_task_alloc",
                 Box::new(move || run_tasks(rt, expect, || tokio::spawn($task_alloc(alloc.clone())))),
+            ),
+            (
+                "tokio_spawn_thread_pool",
+                Box::new(move || run_tasks(rt, expect, || tokio::spawn($pool(threads.clone())))),
             ),
         ];
         cases
@@ -124,7 +132,7 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
 }
 
 /// One criterion group over a workload's cases; then checks that nothing was left alive.
-fn bench_cases(c: &mut Criterion, group: &str, cases: &[Case], alloc: &SmartAlloc) {
+fn bench_cases(c: &mut Criterion, group: &str, cases: &[Case], allocs: &Allocs) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(TASKS as u64));
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
@@ -132,27 +140,42 @@ fn bench_cases(c: &mut Criterion, group: &str, cases: &[Case], alloc: &SmartAllo
         g.bench_function(*name, |b| b.iter(run));
     }
     g.finish();
-    assert_nothing_left(alloc);
+    allocs.assert_nothing_left();
 }
 
-/// Every task heap went back and no `pool_*` call fell outside a task heap.
-fn assert_nothing_left(alloc: &SmartAlloc) {
-    let s = alloc.stats();
-    assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+/// The `SmartAlloc` of the cases that use task heaps, and the one of `tokio_spawn_thread_pool`.
+struct Allocs {
+    tasks: SmartAlloc,
+    threads: SmartAlloc,
+}
+
+impl Allocs {
+    fn new() -> Self {
+        Self { tasks: SmartAlloc::new(Default::default()), threads: SmartAlloc::new(Default::default()) }
+    }
+
+    /// Every task heap went back, no task-heap case's `pool_*` call fell outside its task
+    /// heap, and the thread-pool case freed everything.
+    fn assert_nothing_left(&self) {
+        let s = self.tasks.stats();
+        assert_eq!((s.task.live_bytes, s.heaps_alive, s.pool.allocations), (0, 0, 0), "{s:?}");
+        let s = self.threads.stats();
+        assert_eq!((s.pool.live_bytes, s.task.allocations, s.heaps_alive), (0, 0, 0), "{s:?}");
+    }
 }
 
 /// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
-    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc);
-    bench_cases(c, "tokio_request_handler", &cases, &alloc);
+    let (rt, a) = (runtime(), Allocs::new());
+    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc);
+    bench_cases(c, "tokio_request_handler", &cases, &a);
 }
 
 /// The object workload on tokio.
 fn request_handler_objects(c: &mut Criterion) {
-    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc);
-    bench_cases(c, "tokio_request_handler_objects", &cases, &alloc);
+    let (rt, a) = (runtime(), Allocs::new());
+    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc);
+    bench_cases(c, "tokio_request_handler_objects", &cases, &a);
 }
 
 /// The allocation work of one handler without tokio, on the bench thread: what the
@@ -247,11 +270,12 @@ fn paired() {
 fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
     let rounds: usize = if smoke { 2 } else { 120 };
     const BATCH: u32 = 8;
-    let alloc = SmartAlloc::new(Default::default());
+    let a = Allocs::new();
+    let (tasks, threads) = (&a.tasks, &a.threads);
     let workloads = [
-        ("byte buffers", cases!(rt, &alloc, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc)),
-        ("objects", cases!(rt, &alloc, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc)),
-        ("small tasks", cases!(rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc)),
+        ("byte buffers", cases!(rt, tasks, threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc)),
+        ("objects", cases!(rt, tasks, threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc)),
+        ("small tasks", cases!(rt, tasks, threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -297,14 +321,14 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
             );
         }
     }
-    assert_nothing_left(&alloc);
+    a.assert_nothing_left();
 }
 
 /// The small-task workload on tokio.
 fn small_tasks(c: &mut Criterion) {
-    let (rt, alloc) = (runtime(), SmartAlloc::new(Default::default()));
-    let cases = cases!(&rt, &alloc, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc);
-    bench_cases(c, "tokio_small_tasks", &cases, &alloc);
+    let (rt, a) = (runtime(), Allocs::new());
+    let cases = cases!(&rt, &a.tasks, &a.threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc);
+    bench_cases(c, "tokio_small_tasks", &cases, &a);
 }
 
 criterion_group!(benches, request_handlers, request_handler_objects, small_tasks, handler_allocations);

@@ -12,7 +12,9 @@
 //! The difference of the two totals over 20 × 256 tasks is the cost per task. Workloads:
 //! `bytes`, `objects`, `small` (one 64-byte object per task); cases: `no_alloc`, `system`,
 //! `mimalloc`, `framealloc` (per-task heap, `pool_*`), `task_alloc` (`TaskAlloc` in a plain
-//! tokio task), `bumpalo` (a bumpalo arena per task, the bench's `bumpalo_task_arena`),
+//! tokio task), `thread_pool` (`pool_*` in a plain tokio task: the worker thread's pool, the
+//! bench's `tokio_spawn_thread_pool`), `bumpalo` (a bumpalo arena per task, the bench's
+//! `bumpalo_task_arena`),
 //! `wrapper_only` (`framealloc::tokio::spawn` of the `no_alloc` handler: what the
 //! wrapper costs a task that allocates nothing). A fourth argument picks tokio's runtime:
 //! `multi_thread` (2 workers, the default, as in the bench) or `current_thread` (the bench's
@@ -40,6 +42,7 @@ fn spawn_one(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, c
         ("small", "mimalloc") => tokio::spawn(small_mimalloc()),
         ("small", "framealloc") => framealloc::tokio::spawn(small_pool(a)),
         ("small", "task_alloc") => tokio::spawn(small_task_alloc(a)),
+        ("small", "thread_pool") => tokio::spawn(small_pool(a)),
         ("small", "bumpalo") => tokio::spawn(small_bumpalo()),
         ("small", "wrapper_only") => framealloc::tokio::spawn(small_no_alloc()),
         (_, "no_alloc") => tokio::spawn(no_alloc()),
@@ -48,11 +51,13 @@ fn spawn_one(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, c
         ("bytes", "mimalloc") => tokio::spawn(bytes_mimalloc()),
         ("bytes", "framealloc") => framealloc::tokio::spawn(bytes_pool(a)),
         ("bytes", "task_alloc") => tokio::spawn(bytes_task_alloc(a)),
+        ("bytes", "thread_pool") => tokio::spawn(bytes_pool(a)),
         ("bytes", "bumpalo") => tokio::spawn(bytes_bumpalo()),
         ("objects", "system") => tokio::spawn(objects_system()),
         ("objects", "mimalloc") => tokio::spawn(objects_mimalloc()),
         ("objects", "framealloc") => framealloc::tokio::spawn(objects_pool(a)),
         ("objects", "task_alloc") => tokio::spawn(objects_task_alloc(a)),
+        ("objects", "thread_pool") => tokio::spawn(objects_pool(a)),
         ("objects", "bumpalo") => tokio::spawn(objects_bumpalo()),
         _ => panic!("unknown workload {workload:?} or case {case:?} (see the module docs)"),
     }
@@ -91,7 +96,7 @@ fn main() {
         }
         [] => {
             for workload in ["bytes", "objects", "small"] {
-                for case in ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc", "bumpalo", "wrapper_only"] {
+                for case in ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc", "thread_pool", "bumpalo", "wrapper_only"] {
                     let start = std::time::Instant::now();
                     run(&rt, &alloc, workload, case, 1);
                     println!("{workload:8} {case:12} {:>8.1?}", start.elapsed());
@@ -101,5 +106,5 @@ fn main() {
         _ => panic!("usage: tokio_handler_probe [WORKLOAD CASE ROUNDS [FLAVOUR]] (see the module docs)"),
     }
     let s = alloc.stats();
-    assert_eq!((s.task.live_bytes, s.heaps_alive), (0, 0), "{s:?}");
+    assert_eq!((s.task.live_bytes, s.pool.live_bytes, s.heaps_alive), (0, 0, 0), "{s:?}");
 }
