@@ -94,6 +94,16 @@ enum Binding {
 /// assert_eq!(*kept, 2);           // escaped allocations stay valid
 /// assert_eq!(alloc.stats().guard_escapes, 1);
 /// ```
+///
+/// The scope ends when the guard drops, so a guard that is not bound is a mistake the
+/// compiler reports (`unused_must_use`; an error here):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let alloc = framealloc_alloc::SmartAlloc::default();
+/// framealloc_alloc::AsyncPoolGuard::new(&alloc); // dropped at once: no scope
+/// ```
+#[must_use = "the scope ends when the guard drops: bind it (`let _guard = AsyncPoolGuard::new(&alloc);`)"]
 pub struct AsyncPoolGuard {
     /// The scope's heap; this guard holds one counted handle on it.
     heap: NonNull<HeapCore>,

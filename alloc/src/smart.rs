@@ -54,9 +54,15 @@ impl Drop for AllocHandle {
 ///   panic when called from a thread-local destructor after the thread's arena is gone. The
 ///   `try_` twins panic in both cases too: these are misuse, not a shortage of memory. Pool
 ///   and task memory keep working in thread-local destructors.
-/// * **Task**: [`TaskAlloc`](crate::TaskAlloc), and `pool_*` inside a task.
-/// * **Pool**: [`pool_box`](Self::pool_box), [`pool_vec`](Self::pool_vec) outside tasks use the
-///   calling thread's pool; the handles own their memory and may go anywhere.
+/// * **Task**: [`TaskAlloc`](crate::TaskAlloc), and `pool_*` inside a task that has a heap
+///   of its own (one of framealloc's runtime or of `framealloc::tokio::spawn`).
+/// * **Pool**: [`pool_box`](Self::pool_box), [`pool_vec`](Self::pool_vec), ... The handles own
+///   their memory and may go anywhere. Where `pool_*` allocates ("the current task's heap or
+///   this thread's pool" below): the heap of the innermost open
+///   [`AsyncPoolGuard`](crate::AsyncPoolGuard) of the running task (or thread), else the
+///   running task's own heap if it has one, else the calling thread's pool. A plain tokio
+///   task has no heap of its own: with no guard open, its `pool_*` calls use the pool of the
+///   thread it runs on, counted as pool memory.
 ///
 /// ```
 /// use framealloc_alloc::SmartAlloc;

@@ -87,6 +87,7 @@ unsafe impl Sync for TaskAlloc {}
 impl TaskAlloc {
     /// A new, empty heap owned by the current task (or thread). Costs no memory until the
     /// first allocation, which takes a chunk from the thread's cache.
+    #[must_use = "the heap goes back when the `TaskAlloc` drops: bind it for the whole task"]
     pub fn new(alloc: &SmartAlloc) -> Self {
         Self { heap: HeapCore::obtain_task_heap(alloc.shared(), identity::current()) }
     }
