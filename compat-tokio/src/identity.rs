@@ -52,6 +52,10 @@ fn register() -> bool {
 /// The id of the tokio task running on this thread, as a number (`None` outside a task,
 /// including inside tokio's `block_on` root future).
 ///
+/// tokio runs each worker of a multi-thread runtime as a blocking task of its own, so on a
+/// worker thread this is `Some` also between polls: in the runtime's thread hooks
+/// (`on_thread_park`, ...), which therefore count as a task for framealloc (FA701 included).
+///
 /// This is the identity source registered by [`init`]. The number is the task's
 /// [`tokio::task::Id`] (equal to its `Display` form).
 #[inline]

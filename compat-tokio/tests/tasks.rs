@@ -123,6 +123,50 @@ fn the_thread_pool_serves_plain_threads_and_plain_tasks_as_its_owner() {
     assert_eq!(alloc.stats().pool.live_bytes, 0);
 }
 
+/// tokio runs each worker of a multi-thread runtime as a blocking task, so its thread hooks
+/// run under that task's id: `current_task_id` is `Some` there and frame memory is refused
+/// with FA701 (as `current_task_id`'s docs say). A current-thread runtime's hooks run on the
+/// `block_on` thread, outside any task, where frame memory works. Each park counts only if
+/// both agree.
+#[test]
+fn worker_thread_hooks_count_as_a_task() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let alloc = SmartAlloc::default();
+    for multi in [true, false] {
+        let (in_task, outside) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (i, o, a) = (in_task.clone(), outside.clone(), alloc.clone());
+        let mut builder = if multi { Builder::new_multi_thread() } else { Builder::new_current_thread() };
+        if multi {
+            builder.worker_threads(1);
+        }
+        let rt = builder
+            .on_thread_park(move || {
+                let task = framealloc_tokio::current_task_id().is_some();
+                let frame = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(a.frame_box(1u8))));
+                let fa701 = frame.is_err_and(|p| payload_text(&*p).starts_with("FA701:"));
+                if task == fa701 {
+                    (if task { &i } else { &o }).fetch_add(1, SeqCst);
+                }
+            })
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..3 {
+                tokio::spawn(tokio::task::yield_now()).await.unwrap();
+                tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2))).await.unwrap();
+            }
+        });
+        drop(rt);
+        let (i, o) = (in_task.load(SeqCst), outside.load(SeqCst));
+        if multi {
+            assert!(i > 0 && o == 0, "multi-thread worker parks: {i} in a task, {o} outside");
+        } else {
+            assert!(i == 0 && o > 0, "current-thread parks: {i} in a task, {o} outside");
+        }
+    }
+    assert_eq!(alloc.stats().frame.live_bytes, 0);
+}
+
 /// Yields through `spawn_blocking` (its completion wakes the task from a thread outside the
 /// workers, so any idle worker may pick it up) until the task runs on another thread.
 async fn migrate() -> (std::thread::ThreadId, std::thread::ThreadId) {
