@@ -621,3 +621,54 @@ fn alternating_allocators_on_one_thread_keep_their_own_arenas() {
     assert_eq!(*c.frame_box(9u8), 9);
     a.end_frame();
 }
+
+/// A nested scope's exit does not rewind: an outer-scope value made while it was open
+/// must survive it.
+#[test]
+fn an_outer_scope_value_made_inside_a_nested_scope_survives_its_exit() {
+    let alloc = SmartAlloc::default();
+    alloc.begin_frame();
+    alloc.frame_scope(|outer| {
+        let kept = alloc.frame_scope(|inner| {
+            let _t = inner.alloc([1u8; 64]);
+            outer.alloc(42u64)
+        });
+        let _after = outer.alloc(7u64);
+        let _more = outer.alloc([9u8; 64]);
+        assert_eq!(*kept, 42, "overwritten by a later allocation of the outer scope");
+    });
+    alloc.end_frame();
+}
+
+/// Frame chunks double as the frame grows (4 KiB, then 8 KiB): under a 12 KiB total
+/// budget the frame holds two chunks of 7 and 15 boxes of 512 bytes, not three of 7.
+#[test]
+fn frame_chunks_double_as_the_frame_grows() {
+    let alloc = SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(12 * 1024));
+    alloc.begin_frame();
+    let mut kept = Vec::new();
+    let err = loop {
+        match alloc.try_frame_box([1u8; 512]) {
+            Ok(b) => kept.push(b),
+            Err(e) => break e,
+        }
+        assert!(kept.len() < 100, "the total budget must stop this");
+    };
+    assert!(err.is_total_budget(), "{err}");
+    assert_eq!(kept.len(), 7 + 15, "a 4 KiB chunk, then a doubled 8 KiB one");
+    drop(kept);
+    alloc.end_frame();
+}
+
+/// A budget error whose request needed one byte of padding more names what it needed.
+#[test]
+fn a_budget_error_names_a_single_byte_of_padding() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_frame_budget(3));
+    alloc.begin_frame();
+    let byte = alloc.frame_box(1u8);
+    let e = alloc.try_frame_box(2u16).map(drop).unwrap_err();
+    assert_eq!((e.requested(), e.needed()), (2, 3));
+    assert!(e.to_string().contains("requested 2 bytes (needing 3 bytes for it) with 1 of 3 bytes in use"), "{e}");
+    drop(byte);
+    alloc.end_frame();
+}

@@ -648,3 +648,137 @@ fn handles_and_allocations_in_thread_local_destructors() {
     let s = alloc.stats();
     assert_eq!((s.pool.live_bytes, s.task.live_bytes), (0, 0));
 }
+
+/// `PoolVec::into_inner` moves the elements out; the vector must forget them before its
+/// buffer is freed, or each is dropped twice.
+#[test]
+fn pool_vec_into_inner_moves_each_element_once() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted(u64);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let alloc = SmartAlloc::default();
+    let mut v = alloc.pool_vec();
+    for i in 0..5 {
+        v.push(Counted(i));
+    }
+    let out = v.into_inner();
+    assert_eq!(DROPS.load(Ordering::SeqCst), 0, "into_inner moves the elements, it drops none");
+    assert_eq!(out.iter().map(|d| d.0).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    drop(out);
+    assert_eq!(DROPS.load(Ordering::SeqCst), 5, "each element dropped exactly once");
+    assert_eq!(alloc.stats().pool.live_bytes, 0);
+}
+
+/// A framed pool value too big for a chunk names its own size as `requested()`, and the
+/// block with its heap prefix as `needed()`.
+#[test]
+fn a_large_framed_pool_value_names_its_own_bytes_in_a_budget_error() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(4096));
+    let e = alloc.try_pool_box([0u8; 5000]).map(drop).unwrap_err();
+    assert!(e.is_total_budget(), "{e}");
+    assert_eq!((e.requested(), e.needed()), (5000, 5016), "the value, then its block with the prefix: {e}");
+}
+
+/// With nested guards in a task, `pool_*` allocates in the innermost guard's heap, also
+/// when the slot's cached heap belongs to another `SmartAlloc`.
+#[test]
+fn nested_guards_in_a_task_collect_in_the_innermost_after_another_allocator() {
+    let a = SmartAlloc::default();
+    let b = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    cx.enter(|| {
+        let outer = AsyncPoolGuard::new(&a);
+        let inner = AsyncPoolGuard::new(&a);
+        let other = b.pool_box(0u8); // the task's cached heap is now `b`'s
+        let x = a.pool_box(1u32);
+        assert_eq!((outer.escaped(), inner.escaped()), (0, 1), "the innermost scope holds it");
+        drop((x, other, inner, outer));
+    });
+}
+
+/// A heap reuses the blocks other threads freed (its remote list) before taking a chunk.
+#[test]
+fn blocks_freed_on_other_threads_are_reused_before_a_new_chunk() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(16 * 1024));
+    let mut cx = TaskContext::new();
+    let boxes = cx.enter(|| {
+        let mut kept = Vec::new();
+        while let Ok(b) = alloc.try_pool_box([0u8; 512]) {
+            kept.push(b);
+        }
+        kept
+    });
+    let n = boxes.len();
+    assert!(n > 0);
+    std::thread::spawn(move || drop(boxes)).join().unwrap();
+    cx.enter(|| {
+        let again: Vec<_> = (0..n)
+            .map(|_| alloc.try_pool_box([0u8; 512]).expect("the blocks freed elsewhere are reused"))
+            .collect();
+        assert_eq!(again.len(), n);
+    });
+}
+
+/// A `pool_box` that fails in a task gives back the handle it counted, so the task's
+/// heap is freed (not kept as escaped) when the task ends.
+#[test]
+fn a_failed_pool_box_in_a_task_does_not_keep_its_heap_alive() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(16 * 1024));
+    let mut cx = TaskContext::new();
+    cx.enter(|| {
+        let e = alloc.try_pool_box([0u8; 32 * 1024]).map(drop).unwrap_err();
+        assert!(e.is_task_budget(), "{e}");
+    });
+    drop(cx);
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.quarantined_chunks), (0, 0));
+}
+
+/// A parked heap starts the next task at zero live bytes, also when the last task's
+/// values were freed on another thread (counted as the other threads' frees).
+#[test]
+fn a_parked_heap_counts_the_next_tasks_bytes_from_zero() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    let b = cx.enter(|| alloc.pool_box([0u8; 64]));
+    std::thread::spawn(move || drop(b)).join().unwrap();
+    drop(cx); // the heap is parked on this thread
+    let mut cx = TaskContext::new();
+    let c = cx.enter(|| alloc.pool_box([0u8; 64]));
+    assert_eq!(alloc.stats().task.live_bytes, 64);
+    drop(c);
+    drop(cx);
+    assert_eq!(alloc.stats().task.live_bytes, 0);
+}
+
+/// `guard_escapes` adds every handle that outlived the guard, not one per guard.
+#[test]
+fn guard_escapes_count_every_escaped_handle() {
+    let alloc = SmartAlloc::default();
+    let guard = AsyncPoolGuard::new(&alloc);
+    let kept: Vec<_> = (0..3u32).map(|i| alloc.pool_box(i)).collect();
+    assert_eq!(guard.escaped(), 3);
+    drop(guard);
+    assert_eq!(alloc.stats().guard_escapes, 3);
+    drop(kept);
+}
+
+/// A `PoolVec` with a buffer grows to at least twice its capacity (amortised `push`).
+#[test]
+fn pool_vec_growth_at_least_doubles_the_capacity() {
+    let alloc = SmartAlloc::default();
+    let mut v = alloc.pool_vec::<u64>();
+    v.push(0);
+    assert_eq!(v.capacity(), 4, "the first buffer: 4 elements, as for std");
+    for i in 1..5 {
+        v.push(i);
+    }
+    assert_eq!(v.capacity(), 8, "the second buffer doubles the first");
+    v.reserve(5);
+    assert_eq!(v.capacity(), 16);
+    assert_eq!(v.iter().sum::<u64>(), 10);
+}

@@ -358,3 +358,42 @@ fn push_past_the_budget_panics_and_leaves_the_vector_intact() {
     drop(v);
     assert_eq!(task.live_bytes(), 0);
 }
+
+/// A request of exactly a quarter of the task chunk is served from a chunk (and needs
+/// one); only requests above it go to the system allocator.
+#[test]
+fn a_quarter_chunk_request_is_a_class_block_above_it_a_system_block() {
+    // Budget below one 16 KiB chunk: anything that needs a chunk is refused.
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(8 * 1024));
+    let t = TaskAlloc::new(&alloc);
+    let e = t.try_alloc_box([0u8; 4096]).map(drop).unwrap_err();
+    assert!(e.is_task_budget(), "{e}");
+    assert_eq!((e.requested(), e.needed()), (4096, 16 * 1024), "4096 bytes take a chunk: {e}");
+    let big = t.try_alloc_box([1u8; 4097]).expect("above a quarter chunk: a block of its own size");
+    assert_eq!(big[4096], 1);
+}
+
+/// Over several heaps, the high-water mark is at least what they hold together now.
+#[test]
+fn high_water_over_several_heaps_is_at_least_their_sum() {
+    let alloc = SmartAlloc::default();
+    let (t1, t2) = (TaskAlloc::new(&alloc), TaskAlloc::new(&alloc));
+    let a = t1.alloc_box([0u8; 100]);
+    let b = t2.alloc_box([0u8; 100]);
+    let s = alloc.stats().task;
+    assert_eq!((s.live_bytes, s.high_water_bytes), (200, 200));
+    drop((a, b));
+}
+
+/// A task vector of bytes starts with room for 8, like `std` and `allocator-api2`.
+#[test]
+fn a_task_vec_of_bytes_starts_with_room_for_eight() {
+    let alloc = SmartAlloc::default();
+    let t = TaskAlloc::new(&alloc);
+    let mut v = t.alloc_vec::<u8>();
+    v.push(1);
+    assert_eq!(v.capacity(), 8);
+    let mut w = t.alloc_vec::<u32>();
+    w.push(1);
+    assert_eq!(w.capacity(), 4);
+}
