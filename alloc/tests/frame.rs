@@ -429,7 +429,8 @@ fn a_request_too_big_for_any_chunk_is_an_error() {
 
 #[test]
 fn total_budget_caps_frame_chunks() {
-    let alloc = SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(8192));
+    let config = AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() };
+    let alloc = SmartAlloc::new(config.with_total_budget(8192));
     alloc.begin_frame();
     let mut kept = Vec::new();
     let err = loop {
@@ -644,7 +645,8 @@ fn an_outer_scope_value_made_inside_a_nested_scope_survives_its_exit() {
 /// budget the frame holds two chunks of 7 and 15 boxes of 512 bytes, not three of 7.
 #[test]
 fn frame_chunks_double_as_the_frame_grows() {
-    let alloc = SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(12 * 1024));
+    let config = AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() };
+    let alloc = SmartAlloc::new(config.with_total_budget(12 * 1024));
     alloc.begin_frame();
     let mut kept = Vec::new();
     let err = loop {
