@@ -25,7 +25,7 @@
 //!   task's own heap, created on first use and released when the task completes.
 //! * `tokio_spawn_task_alloc`: `tokio::spawn`, `TaskAlloc::new` + `task.alloc_vec_with_capacity`
 //!   (the heap of a `TaskAlloc` owned by the tokio task, found through tokio's task id).
-//! * `tokio_spawn_thread_pool`: `tokio::spawn`, the same handler as `framealloc_spawn_pool`:
+//! * `tokio_spawn_thread_pool`: `tokio::spawn`, the handler of `framealloc_spawn_pool` (a copy):
 //!   in a plain tokio task `pool_*` uses the pool of the worker thread it runs on (the guide's
 //!   plain `tokio::spawn` with no guard open), with a `SmartAlloc` of its own so that the
 //!   other cases' statistics still show no pool allocation.
@@ -93,9 +93,10 @@ type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 /// The seven cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
 /// tokio alone (`$none`: the same task without allocation), system, mimalloc, a bumpalo arena
 /// per task, `framealloc::tokio::spawn` + `pool_*` (the task's heap), `tokio::spawn` +
-/// `TaskAlloc`, and `tokio::spawn` + `pool_*` (the thread's pool) with allocator `$threads`.
+/// `TaskAlloc`, and `tokio::spawn` + `pool_*` (the thread's pool, `$thread_pool`: the handler
+/// `$pool` as a function of its own) with allocator `$threads`.
 macro_rules! cases {
-    ($rt:expr, $alloc:expr, $threads:expr, $none:ident, $system:ident, $mimalloc:ident, $bump:ident, $pool:ident, $task_alloc:ident) => {{
+    ($rt:expr, $alloc:expr, $threads:expr, $none:ident, $system:ident, $mimalloc:ident, $bump:ident, $pool:ident, $task_alloc:ident, $thread_pool:ident) => {{
         let (rt, alloc, threads, expect) = ($rt, $alloc, $threads, (TASKS * ALLOCS * 7) as u64);
         let cases: Vec<Case> = vec![
             ("no_alloc", Box::new(move || run_tasks(rt, expect, || tokio::spawn($none())))),
@@ -112,7 +113,7 @@ macro_rules! cases {
             ),
             (
                 "tokio_spawn_thread_pool",
-                Box::new(move || run_tasks(rt, expect, || tokio::spawn($pool(threads.clone())))),
+                Box::new(move || run_tasks(rt, expect, || tokio::spawn($thread_pool(threads.clone())))),
             ),
         ];
         cases
@@ -167,14 +168,14 @@ impl Allocs {
 /// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc);
+    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc, bytes_thread_pool);
     bench_cases(c, "tokio_request_handler", &cases, &a);
 }
 
 /// The object workload on tokio.
 fn request_handler_objects(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc);
+    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc, objects_thread_pool);
     bench_cases(c, "tokio_request_handler_objects", &cases, &a);
 }
 
@@ -273,9 +274,9 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
     let a = Allocs::new();
     let (tasks, threads) = (&a.tasks, &a.threads);
     let workloads = [
-        ("byte buffers", cases!(rt, tasks, threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc)),
-        ("objects", cases!(rt, tasks, threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc)),
-        ("small tasks", cases!(rt, tasks, threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc)),
+        ("byte buffers", cases!(rt, tasks, threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc, bytes_thread_pool)),
+        ("objects", cases!(rt, tasks, threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc, objects_thread_pool)),
+        ("small tasks", cases!(rt, tasks, threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc, small_thread_pool)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -327,7 +328,7 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
 /// The small-task workload on tokio.
 fn small_tasks(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(&rt, &a.tasks, &a.threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc);
+    let cases = cases!(&rt, &a.tasks, &a.threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc, small_thread_pool);
     bench_cases(c, "tokio_small_tasks", &cases, &a);
 }
 
