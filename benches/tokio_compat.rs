@@ -59,12 +59,16 @@
 //! `cargo test --benches` (criterion's test mode, no `--bench` argument) it runs two rounds,
 //! to check every case, not to measure.
 //!
-//! A last group, `handler_allocations_no_tokio`, times the allocation work of one handler
+//! A group `handler_allocations_no_tokio` times the allocation work of one handler
 //! alone on the bench thread (64 allocations kept in an array, then dropped): `system`,
 //! `mimalloc`, `task_heap_lifecycle` (a `framealloc::hook::TaskContext` made, entered for the
 //! 64 `pool_vec_with_capacity`s and their drop, released: everything `framealloc::tokio::spawn` adds to a
 //! task), `task_heap_allocations_only` (the same 64 in a task whose heap exists already) and
 //! `task_alloc` (`TaskAlloc::new` + 64 `alloc_vec_with_capacity`s).
+//!
+//! The last group, `pool_outside_task_heaps`, times one 64-byte `pool_box` made and dropped
+//! outside any task heap, on the bench thread and in a plain `tokio::spawn` task (the
+//! thread's pool either way), against `Box` with the system allocator and with mimalloc.
 
 use criterion::{criterion_group, Criterion, Throughput};
 use framealloc::{SmartAlloc, TaskAlloc};
@@ -253,6 +257,45 @@ fn handler_allocations(c: &mut Criterion) {
     drop(ctx);
 }
 
+/// One 64-byte `pool_box` made and dropped, against `Box` (system) and mimalloc's `Box`, on a
+/// plain thread (the bench thread) and in a plain `tokio::spawn` task, both outside any task
+/// heap: the thread's pool, with the tokio layer in the binary (so `pool_*` there cannot
+/// take the identity cached for the thread; it must know whether a tokio task runs).
+fn pool_outside_task_heaps(c: &mut Criterion) {
+    let alloc = SmartAlloc::new(Default::default());
+    let rt = current_thread_runtime();
+    let mut g = c.benchmark_group("pool_outside_task_heaps");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    let value = [7u8; 64];
+    g.bench_function("plain_thread/framealloc_pool_box", |b| b.iter(|| drop(black_box(alloc.pool_box(value)))));
+    g.bench_function("plain_thread/system_box", |b| b.iter(|| drop(black_box(Box::new(value)))));
+    g.bench_function("plain_thread/mimalloc_box", |b| {
+        b.iter(|| drop(black_box(allocator_api2::boxed::Box::new_in(value, Mi))))
+    });
+    // Timed inside one task: `iters` allocations and frees in a plain tokio task.
+    fn in_task(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, make: fn(&SmartAlloc), iters: u64) -> Duration {
+        let alloc = alloc.clone();
+        let task = rt.spawn(async move {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                make(&alloc);
+            }
+            start.elapsed()
+        });
+        rt.block_on(task).unwrap()
+    }
+    let pool: fn(&SmartAlloc) = |a| drop(black_box(a.pool_box([7u8; 64])));
+    let system: fn(&SmartAlloc) = |_| drop(black_box(Box::new([7u8; 64])));
+    let mimalloc: fn(&SmartAlloc) = |_| drop(black_box(allocator_api2::boxed::Box::new_in([7u8; 64], Mi)));
+    for (name, make) in [("framealloc_pool_box", pool), ("system_box", system), ("mimalloc_box", mimalloc)] {
+        g.bench_function(format!("plain_task/{name}"), |b| b.iter_custom(|iters| in_task(&rt, &alloc, make, iters)));
+    }
+    g.finish();
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.allocations), (0, 0), "{s:?}");
+}
+
 /// The paired comparison, on the 2-worker multi-thread runtime of the other groups and then on
 /// a current-thread runtime. These ratios are the ones the README reports.
 fn paired() {
@@ -332,7 +375,14 @@ fn small_tasks(c: &mut Criterion) {
     bench_cases(c, "tokio_small_tasks", &cases, &a);
 }
 
-criterion_group!(benches, request_handlers, request_handler_objects, small_tasks, handler_allocations);
+criterion_group!(
+    benches,
+    request_handlers,
+    request_handler_objects,
+    small_tasks,
+    handler_allocations,
+    pool_outside_task_heaps
+);
 
 fn main() {
     settle_system_allocator();
