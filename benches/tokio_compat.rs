@@ -68,7 +68,8 @@
 //!
 //! The last group, `pool_outside_task_heaps`, times one 64-byte `pool_box` made and dropped
 //! outside any task heap, on the bench thread and in a plain `tokio::spawn` task (the
-//! thread's pool either way), against `Box` with the system allocator and with mimalloc.
+//! thread's pool either way), against `Box` with the system allocator and with mimalloc; and
+//! on the bench thread again while another thread holds an `AsyncPoolGuard` open.
 
 use criterion::{criterion_group, Criterion, Throughput};
 use framealloc::{SmartAlloc, TaskAlloc};
@@ -269,6 +270,24 @@ fn pool_outside_task_heaps(c: &mut Criterion) {
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
     let value = [7u8; 64];
     g.bench_function("plain_thread/framealloc_pool_box", |b| b.iter(|| drop(black_box(alloc.pool_box(value)))));
+    // The same while another thread holds an `AsyncPoolGuard` of the same `SmartAlloc` open:
+    // guards off the task heaps live in a registry, which `pool_*` must then consult.
+    {
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let a = alloc.clone();
+        let holder = std::thread::spawn(move || {
+            let _guard = framealloc::AsyncPoolGuard::new(&a);
+            opened_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        opened_rx.recv().unwrap();
+        g.bench_function("plain_thread/framealloc_pool_box_guard_open_elsewhere", |b| {
+            b.iter(|| drop(black_box(alloc.pool_box(value))))
+        });
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+    }
     g.bench_function("plain_thread/system_box", |b| b.iter(|| drop(black_box(Box::new(value)))));
     g.bench_function("plain_thread/mimalloc_box", |b| {
         b.iter(|| drop(black_box(allocator_api2::boxed::Box::new_in(value, Mi))))

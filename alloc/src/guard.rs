@@ -43,7 +43,21 @@ struct GuardHeaps(Vec<NonNull<HeapCore>>);
 unsafe impl Send for GuardHeaps {}
 
 static REGISTRY: Mutex<BTreeMap<(u64, u64), GuardHeaps>> = Mutex::new(BTreeMap::new());
+/// Keys in the registry, all told: while it is 0, `pool_*` need not even name its key.
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+/// Keys in the registry by [`filter_slot`]: a key whose slot is 0 is not there, so its
+/// `pool_*` calls skip the registry's lock while guards are open for other keys (other
+/// tasks, threads or `SmartAlloc`s). A key's own entry is added (under the lock) before its
+/// `pool_*` calls can look for it, by the same identity, so they see its count.
+static FILTER: [AtomicUsize; FILTER_SLOTS] = [const { AtomicUsize::new(0) }; FILTER_SLOTS];
+const FILTER_SLOTS: usize = 64;
+
+/// The counter of `key` in [`FILTER`] (keys that share one only take the lock in vain).
+fn filter_slot(key: (u64, u64)) -> &'static AtomicUsize {
+    // Fibonacci hashing of both words; the top bits pick the slot.
+    let h = (key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    &FILTER[(h >> (64 - FILTER_SLOTS.trailing_zeros())) as usize]
+}
 
 /// The innermost guard heap of the current identity for `shared`, with one handle counted
 /// for the caller, if a guard is open there.
@@ -58,6 +72,9 @@ pub(crate) fn registry_target(shared: &Shared) -> Option<NonNull<HeapCore>> {
 #[cold]
 fn registry_lookup(shared: &Shared) -> Option<NonNull<HeapCore>> {
     let key = (shared.id, identity::current());
+    if filter_slot(key).load(Ordering::Acquire) == 0 {
+        return None;
+    }
     let reg = REGISTRY.lock();
     let heap = *reg.get(&key)?.0.last()?;
     // SAFETY: the heap stays registered (and alive) while we hold the registry lock; counting
@@ -142,6 +159,7 @@ impl AsyncPoolGuard {
         let mut reg = REGISTRY.lock();
         let heaps = reg.entry(key).or_insert_with(|| {
             REGISTERED.fetch_add(1, Ordering::AcqRel);
+            filter_slot(key).fetch_add(1, Ordering::AcqRel);
             GuardHeaps(Vec::new())
         });
         heaps.0.push(heap);
@@ -190,6 +208,7 @@ impl Drop for AsyncPoolGuard {
                         if heaps.0.is_empty() {
                             reg.remove(&key);
                             REGISTERED.fetch_sub(1, Ordering::AcqRel);
+                            filter_slot(key).fetch_sub(1, Ordering::AcqRel);
                         }
                     }
                 }
