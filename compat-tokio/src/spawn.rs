@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 /// The heap has a cost per task (taking a parked heap at the first `pool_*` call and giving
 /// it back at the end, and the wrapper: a few hundred instructions in all), which pays off
 /// when the task allocates a lot. For a tiny task that allocates once or not at all, plain
-/// [`tokio::spawn`] is cheaper (the README's small-task bench: 6–20% depending on the machine).
+/// [`tokio::spawn`] is cheaper, its `pool_*` calls going to the worker thread's pool (the
+/// README's small-task bench: 5–15% depending on the machine).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
