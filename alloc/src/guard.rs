@@ -59,11 +59,17 @@ fn filter_slot(key: (u64, u64)) -> &'static AtomicUsize {
     &FILTER[(h >> (64 - FILTER_SLOTS.trailing_zeros())) as usize]
 }
 
+/// `true` if a guard outside task heaps is open anywhere (one may claim a `pool_*` call).
+#[inline(always)]
+pub(crate) fn any_registered() -> bool {
+    REGISTERED.load(Ordering::Acquire) != 0
+}
+
 /// The innermost guard heap of the current identity for `shared`, with one handle counted
 /// for the caller, if a guard is open there.
 #[inline]
 pub(crate) fn registry_target(shared: &Shared) -> Option<NonNull<HeapCore>> {
-    if REGISTERED.load(Ordering::Acquire) == 0 {
+    if !any_registered() {
         return None;
     }
     registry_lookup(shared)

@@ -218,6 +218,20 @@ pub(crate) fn unpark(shared: &Shared) -> Option<NonNull<HeapCore>> {
 }
 
 /// This thread's pool heap for `handle`, with one handle counted.
+/// This thread's pool heap for `handle` if `handle`'s entry is the cached one (`LAST`) and
+/// its pool exists: thread-local loads and compares, no call. Counts no handle.
+#[inline(always)]
+pub(crate) fn cached_thread_pool(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> {
+    let (id, p) = LAST.try_with(|l| l.get()).ok()?;
+    if id != handle.id {
+        return None;
+    }
+    // SAFETY: `LAST` never names a freed entry (see `with_parked`), and the reference does
+    // not outlive this call, during which no entry can be freed.
+    let entry = unsafe { NonNull::new(p.cast_mut())?.as_ref() };
+    entry.pool.get()
+}
+
 pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> NonNull<HeapCore> {
     // SAFETY: see `entry`: valid for this call, which `handle` outlives.
     match entry(handle).map(|e| unsafe { e.as_ref() }) {

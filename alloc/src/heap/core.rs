@@ -143,7 +143,7 @@ impl HeapCore {
     /// code. `false` may still be the owner (a plain tokio task's own heap): the slow paths
     /// check again with [`is_owner`](Self::is_owner).
     #[inline(always)]
-    fn is_owner_cached(&self) -> bool {
+    pub(crate) fn is_owner_cached(&self) -> bool {
         identity::is_owner_cached(self.owner.load(Ordering::Relaxed))
     }
 

@@ -1,6 +1,6 @@
 //! [`PoolBox`]: one value from a pool or the current task's heap.
 
-use super::{cached_slot_heap, placed, slot_heap, target_outside_task};
+use super::{cached_slot_heap, owned_thread_pool, placed, slot_heap, target_outside_task};
 use crate::error::AllocError;
 use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
@@ -83,6 +83,14 @@ impl<T> PoolBox<T> {
     #[cold]
     #[inline(never)]
     fn allocate_slow(handle: &Arc<AllocHandle>) -> Result<NonNull<T>, AllocError> {
+        // A plain thread or a plain tokio task with this thread's pool at hand: its class
+        // fast path, without the general path's lookups.
+        if let Some(heap) = owned_thread_pool(handle) {
+            // SAFETY: the pool is alive and we own it (`owned_thread_pool`).
+            if let Some(p) = unsafe { heap.as_ref().try_alloc_handle_owned::<T>() } {
+                return Ok(p);
+            }
+        }
         let heap = match slot_heap(handle) {
             Some(heap) => {
                 // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.

@@ -36,6 +36,22 @@ pub(crate) fn cached_slot_heap(handle: &Arc<AllocHandle>) -> Option<NonNull<Heap
     identity::with_slot(|slot| slot?.cached_heap_for(handle.id))
 }
 
+/// This thread's pool for `handle`, if a `pool_*` call here allocates there and everything
+/// needed is cached: no task of ours is polled here (no heap slot), no guard outside task
+/// heaps is open anywhere (none can claim the call), and the thread's entry for `handle` is
+/// the cached one, its pool made and owned by the caller (the pool's thread). Counts no
+/// handle. `None` leaves the decision to [`target_outside_task`]. The slow paths of plain
+/// threads and plain tokio tasks try it first, for the pool's class fast path.
+#[inline(always)]
+pub(crate) fn owned_thread_pool(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> {
+    if identity::with_slot(|slot| slot.is_some()) || crate::guard::any_registered() {
+        return None;
+    }
+    let heap = crate::local::cached_thread_pool(handle)?;
+    // SAFETY: the thread's entry keeps its pool alive during this call.
+    unsafe { heap.as_ref() }.is_owner_cached().then_some(heap)
+}
+
 /// Where a `pool_*` call on `handle` allocates outside a task of ours, with one handle
 /// counted: an open guard's heap, else this thread's pool.
 #[inline(never)]

@@ -16,7 +16,7 @@
 //! pending stores. That stall (a dozen cycles or more) cost more than the whole allocation:
 //! making 64 buffers with `pool_vec_with_capacity` in a task took 330 ns, now 120.
 
-use super::{cached_slot_heap, placed, target};
+use super::{cached_slot_heap, owned_thread_pool, placed, target};
 use crate::error::{fail, AllocError};
 use crate::heap::class::class_of;
 use crate::heap::HeapCore;
@@ -97,6 +97,18 @@ impl<T> PoolVec<T> {
     /// counted for the vector the caller builds. `None` (nothing done) otherwise.
     #[inline(always)]
     fn with_capacity_fast(handle: &Arc<AllocHandle>, capacity: usize) -> Option<NonNull<u8>> {
+        // SAFETY: a slot heap is owned by the running task (us) and kept alive by it.
+        unsafe { Self::class_block(capacity, || cached_slot_heap(handle)) }
+    }
+
+    /// A buffer of exactly `capacity` elements from the class fast path of the heap `owned`
+    /// finds, with one handle counted for the vector the caller builds, if the buffer fits a
+    /// size class every heap serves. `None` (nothing done) otherwise.
+    ///
+    /// # Safety
+    /// A heap `owned` returns is alive and owned by the caller for this call.
+    #[inline(always)]
+    unsafe fn class_block(capacity: usize, owned: impl FnOnce() -> Option<NonNull<HeapCore>>) -> Option<NonNull<u8>> {
         if is_zst::<T>() || capacity == 0 {
             return None;
         }
@@ -104,10 +116,9 @@ impl<T> PoolVec<T> {
         if !placed::in_class(layout) {
             return None;
         }
-        let heap = cached_slot_heap(handle)?;
+        let heap = owned()?;
         // An in-class block of `layout`, so `heap_of` finds its heap again.
-        // SAFETY: a slot heap is owned by the running task (us) and kept alive by it; the
-        // class is the layout's.
+        // SAFETY: alive and ours (caller); the class is the layout's.
         unsafe { heap.as_ref().try_alloc_handle_owned_class(class_of(layout.size()), layout.size()) }
     }
 
@@ -115,6 +126,12 @@ impl<T> PoolVec<T> {
     #[cold]
     #[inline(never)]
     fn with_capacity_slow(handle: &Arc<AllocHandle>, capacity: usize) -> Result<Self, AllocError> {
+        // A plain thread or a plain tokio task with this thread's pool at hand: its class
+        // fast path, without the general path's lookups.
+        // SAFETY: `owned_thread_pool` returns a live pool that we own.
+        if let Some(ptr) = unsafe { Self::class_block(capacity, || owned_thread_pool(handle)) } {
+            return Ok(Self { ptr, cap: capacity, len: 0, _owns: PhantomData });
+        }
         let mut v = Self::new_in(handle);
         if v.cap.wrapping_sub(v.len) < capacity {
             // Exactly `capacity` (no minimum), like `Vec::with_capacity`.
