@@ -39,8 +39,11 @@ pub struct AllocError {
     /// What the allocator needed for the request: a new chunk, a block with its alignment
     /// padding or prefix; `requested` when nothing more.
     needed: usize,
+    /// Whose memory it was: the heap's owner (or the caller, for a heap with none).
     owner: u64,
-    /// The tokio task id under which `owner`, a task of ours, was polled when the error was
+    /// Who asked: the identity running when the error was made.
+    caller: u64,
+    /// The tokio task id under which `caller`, a task of ours, was polled when the error was
     /// made (see [`identity::external_alias`](crate::identity::external_alias)).
     polled_as: Option<u64>,
 }
@@ -53,7 +56,8 @@ impl AllocError {
     }
 
     fn new(kind: Kind, requested: usize, needed: usize, owner: u64) -> Self {
-        Self { kind, requested, needed, owner, polled_as: crate::identity::external_alias(owner) }
+        let caller = crate::identity::current();
+        Self { kind, requested, needed, owner, caller, polled_as: crate::identity::external_alias(caller) }
     }
 
     /// The system allocator refused `needed` bytes, asked for a request of `requested`.
@@ -119,10 +123,17 @@ impl AllocError {
 
 impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut owner = crate::identity::describe(self.owner);
+        let mut caller = crate::identity::describe(self.caller);
         if let Some(id) = self.polled_as {
-            owner = format!("{owner} (tokio task {id})");
+            caller = format!("{caller} (tokio task {id})");
         }
+        // "in task 7", or, when someone else's heap ran out, "in the heap of task 7, used by
+        // thread #2 (no task)".
+        let owner = if self.owner == self.caller {
+            caller
+        } else {
+            format!("the heap of {}, used by {caller}", crate::identity::describe(self.owner))
+        };
         match &self.kind {
             Kind::Budget { budget, cap, used } => {
                 write!(f, "framealloc: {} exceeded: requested {} bytes", budget.name(), self.requested)?;

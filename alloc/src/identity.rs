@@ -21,7 +21,10 @@
 //! accept the calling thread's own identity as well as the current one. Without this a plain
 //! tokio task, whose identity is tokio's task id, would lock the pool of the very thread it
 //! runs on; and once tokio's source is registered (where no identity can be cached for a
-//! plain thread) every `pool_*` call of a plain thread would ask tokio first.
+//! plain thread) every `pool_*` call of a plain thread would ask tokio first. This extends
+//! DESIGN.md's rule ("an allocation or free whose caller's current identity equals the owner
+//! takes the plain path"): what makes the plain path safe is that the owner runs in one place
+//! at a time, and a thread's own identity only ever runs on that thread.
 //!
 //! The same context answers "is a task being polled?" for FA701.
 

@@ -397,3 +397,21 @@ fn a_task_vec_of_bytes_starts_with_room_for_eight() {
     w.push(1);
     assert_eq!(w.capacity(), 4);
 }
+
+/// A budget error names whose heap ran out and who asked, when they differ: a `TaskAlloc`
+/// made on this thread and used from a scoped thread.
+#[test]
+fn a_budget_error_names_the_heap_and_its_user() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(16 * 1024));
+    let task = TaskAlloc::new(&alloc);
+    let kept = task.alloc_box([0u8; 8 * 1024]);
+    let own = task.try_alloc_box([0u8; 16 * 1024]).map(drop).unwrap_err().to_string();
+    assert!(own.contains(", in thread #") && !own.contains("heap of"), "the owner asked: {own}");
+    let other = std::thread::scope(|s| {
+        s.spawn(|| task.try_alloc_box([0u8; 16 * 1024]).map(drop).unwrap_err().to_string()).join().unwrap()
+    });
+    let (heap, user) = other.split_once(", used by ").expect("names the user");
+    assert!(heap.ends_with("(no task)") && heap.contains("in the heap of thread #"), "{other}");
+    assert!(user.starts_with("thread #") && !heap.contains(user), "another thread: {other}");
+    drop(kept);
+}
