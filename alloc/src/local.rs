@@ -217,7 +217,6 @@ pub(crate) fn unpark(shared: &Shared) -> Option<NonNull<HeapCore>> {
     local.or_else(|| shared.pop_spare())
 }
 
-/// This thread's pool heap for `handle`, with one handle counted.
 /// This thread's pool heap for `handle` if `handle`'s entry is the cached one (`LAST`) and
 /// its pool exists: thread-local loads and compares, no call. Counts no handle.
 #[inline(always)]
@@ -232,6 +231,7 @@ pub(crate) fn cached_thread_pool(handle: &Arc<AllocHandle>) -> Option<NonNull<He
     entry.pool.get()
 }
 
+/// This thread's pool heap for `handle`, with one handle counted.
 pub(crate) fn thread_pool(handle: &Arc<AllocHandle>) -> NonNull<HeapCore> {
     // SAFETY: see `entry`: valid for this call, which `handle` outlives.
     match entry(handle).map(|e| unsafe { e.as_ref() }) {
