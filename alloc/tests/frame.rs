@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use framealloc_alloc::{AllocConfig, SmartAlloc};
+use framealloc_alloc::{AllocConfig, AllocError, FrameBox, SmartAlloc};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -427,20 +427,31 @@ fn a_request_too_big_for_any_chunk_is_an_error() {
     alloc.end_frame();
 }
 
-#[test]
-fn total_budget_caps_frame_chunks() {
-    let config = AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() };
-    let alloc = SmartAlloc::new(config.with_total_budget(8192));
-    alloc.begin_frame();
+/// An allocator whose frame chunks start at 4 KiB, under a total budget of `bytes`.
+fn small_chunks_with_total_budget(bytes: usize) -> SmartAlloc {
+    SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(bytes))
+}
+
+/// 512-byte frame boxes made until the total budget refuses one: the boxes and the error.
+fn frame_boxes_until_the_total_budget(alloc: &SmartAlloc) -> (Vec<FrameBox<'_, [u8; 512]>>, AllocError) {
     let mut kept = Vec::new();
-    let err = loop {
+    loop {
         match alloc.try_frame_box([1u8; 512]) {
             Ok(b) => kept.push(b),
-            Err(e) => break e,
+            Err(e) => {
+                assert!(e.is_total_budget(), "{e}");
+                return (kept, e);
+            }
         }
         assert!(kept.len() < 100, "the total budget must stop this");
-    };
-    assert!(err.is_total_budget(), "{err}");
+    }
+}
+
+#[test]
+fn total_budget_caps_frame_chunks() {
+    let alloc = small_chunks_with_total_budget(8192);
+    alloc.begin_frame();
+    let (kept, err) = frame_boxes_until_the_total_budget(&alloc);
     // The second chunk is not the doubled 8 KiB one, which the budget cannot hold, but the
     // smallest that serves the request: two chunks of 7 boxes each.
     assert_eq!(kept.len(), 14);
@@ -645,18 +656,9 @@ fn an_outer_scope_value_made_inside_a_nested_scope_survives_its_exit() {
 /// budget the frame holds two chunks of 7 and 15 boxes of 512 bytes, not three of 7.
 #[test]
 fn frame_chunks_double_as_the_frame_grows() {
-    let config = AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() };
-    let alloc = SmartAlloc::new(config.with_total_budget(12 * 1024));
+    let alloc = small_chunks_with_total_budget(12 * 1024);
     alloc.begin_frame();
-    let mut kept = Vec::new();
-    let err = loop {
-        match alloc.try_frame_box([1u8; 512]) {
-            Ok(b) => kept.push(b),
-            Err(e) => break e,
-        }
-        assert!(kept.len() < 100, "the total budget must stop this");
-    };
-    assert!(err.is_total_budget(), "{err}");
+    let (kept, _) = frame_boxes_until_the_total_budget(&alloc);
     assert_eq!(kept.len(), 7 + 15, "a 4 KiB chunk, then a doubled 8 KiB one");
     drop(kept);
     alloc.end_frame();
