@@ -69,13 +69,20 @@ thread_local! {
 /// removed only when their `SmartAlloc` is gone, or when the thread-local list is destroyed.
 #[inline(always)]
 pub(crate) fn entry(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
-    let (id, p) = LAST.try_with(|l| l.get()).unwrap_or((0, ptr::null()));
-    if id == handle.id {
-        if let Some(p) = NonNull::new(p.cast_mut()) {
-            return Some(p);
-        }
+    match cached_entry(handle) {
+        Some(p) => Some(p),
+        None => entry_slow(handle),
     }
-    entry_slow(handle)
+}
+
+/// `handle`'s entry if it is the cached one (`LAST`): a thread-local load and a compare.
+#[inline(always)]
+fn cached_entry(handle: &Arc<AllocHandle>) -> Option<NonNull<ThreadEntry>> {
+    let (id, p) = LAST.try_with(|l| l.get()).ok()?;
+    if id != handle.id {
+        return None;
+    }
+    NonNull::new(p.cast_mut())
 }
 
 #[cold]
@@ -221,14 +228,10 @@ pub(crate) fn unpark(shared: &Shared) -> Option<NonNull<HeapCore>> {
 /// its pool exists: thread-local loads and compares, no call. Counts no handle.
 #[inline(always)]
 pub(crate) fn cached_thread_pool(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> {
-    let (id, p) = LAST.try_with(|l| l.get()).ok()?;
-    if id != handle.id {
-        return None;
-    }
+    let entry = cached_entry(handle)?;
     // SAFETY: `LAST` never names a freed entry (see `with_parked`), and the reference does
     // not outlive this call, during which no entry can be freed.
-    let entry = unsafe { NonNull::new(p.cast_mut())?.as_ref() };
-    entry.pool.get()
+    unsafe { entry.as_ref() }.pool.get()
 }
 
 /// This thread's pool heap for `handle`, with one handle counted.
