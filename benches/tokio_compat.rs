@@ -68,8 +68,10 @@
 //!
 //! The last group, `pool_outside_task_heaps`, times one 64-byte `pool_box` made and dropped
 //! outside any task heap, on the bench thread and in a plain `tokio::spawn` task (the
-//! thread's pool either way), against `Box` with the system allocator and with mimalloc; and
-//! on the bench thread again while another thread holds an `AsyncPoolGuard` open.
+//! thread's pool either way), against `Box` with the system allocator and with mimalloc; on
+//! the bench thread again while another thread holds an `AsyncPoolGuard` open; and under an
+//! `AsyncPoolGuard` of the caller's own (a guard's heap found in the registry): on the bench
+//! thread, there with another thread busy the same way, and in a plain `tokio::spawn` task.
 
 use criterion::{criterion_group, Criterion, Throughput};
 use framealloc::{SmartAlloc, TaskAlloc};
@@ -288,6 +290,28 @@ fn pool_outside_task_heaps(c: &mut Criterion) {
         done_tx.send(()).unwrap();
         holder.join().unwrap();
     }
+    // Under an `AsyncPoolGuard` of the thread's own: the guard's heap, found in the registry.
+    {
+        let _guard = framealloc::AsyncPoolGuard::new(&alloc);
+        g.bench_function("plain_thread/framealloc_pool_box_own_guard", |b| {
+            b.iter(|| drop(black_box(alloc.pool_box(value))))
+        });
+        // The same while another thread does as much under a guard of its own: two keys of
+        // the registry in use at once.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _guard = framealloc::AsyncPoolGuard::new(&alloc);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    drop(black_box(alloc.pool_box(value)));
+                }
+            });
+            g.bench_function("plain_thread/framealloc_pool_box_own_guard_another_busy", |b| {
+                b.iter(|| drop(black_box(alloc.pool_box(value))))
+            });
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
     g.bench_function("plain_thread/system_box", |b| b.iter(|| drop(black_box(Box::new(value)))));
     g.bench_function("plain_thread/mimalloc_box", |b| {
         b.iter(|| drop(black_box(allocator_api2::boxed::Box::new_in(value, Mi))))
@@ -310,6 +334,22 @@ fn pool_outside_task_heaps(c: &mut Criterion) {
     for (name, make) in [("framealloc_pool_box", pool), ("system_box", system), ("mimalloc_box", mimalloc)] {
         g.bench_function(format!("plain_task/{name}"), |b| b.iter_custom(|iters| in_task(&rt, &alloc, make, iters)));
     }
+    // Under an `AsyncPoolGuard` the task opened: its heap in the registry, keyed by tokio's
+    // task id.
+    g.bench_function("plain_task/framealloc_pool_box_own_guard", |b| {
+        b.iter_custom(|iters| {
+            let alloc = alloc.clone();
+            rt.block_on(rt.spawn(async move {
+                let _guard = framealloc::AsyncPoolGuard::new(&alloc);
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    drop(black_box(alloc.pool_box([7u8; 64])));
+                }
+                start.elapsed()
+            }))
+            .unwrap()
+        })
+    });
     g.finish();
     let s = alloc.stats();
     assert_eq!((s.pool.live_bytes, s.task.allocations), (0, 0), "{s:?}");

@@ -214,11 +214,16 @@ pub(crate) fn current_cached() -> u64 {
 /// identity [`current`] returns, or this thread's own identity (see the module docs).
 #[inline]
 pub(crate) fn is_owner(owner: u64) -> bool {
+    // No identity is NOBODY: a heap without an owner (a registered guard's, a released one)
+    // need not ask the external source.
+    if owner == NOBODY {
+        return false;
+    }
     CONTEXT
         .try_with(|c| {
             let fast = c.fast.get();
             if owner == fast || owner == c.thread.get() {
-                return owner != NOBODY;
+                return true;
             }
             // `fast`, when set, is all `current` would say; else ask the external source.
             fast == 0 && owner == current_uncached(c)

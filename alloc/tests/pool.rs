@@ -224,6 +224,63 @@ fn guard_heap_follows_the_identity_not_the_thread() {
     drop(guard);
 }
 
+/// Outside task heaps a guard's heap is allocated in under its registry lock: every kind of
+/// block (a class block, a framed over-aligned one, a large one, a vector's buffer) lands in
+/// the scope, counted once, and a failed allocation counts nothing.
+#[test]
+fn a_registered_guard_collects_every_kind_of_block() {
+    let alloc = SmartAlloc::new(AllocConfig::default().with_total_budget(128 << 10));
+    let guard = AsyncPoolGuard::new(&alloc);
+    let small = alloc.pool_box(1u64);
+    let page = alloc.pool_box(Page([5; 16]));
+    let large = alloc.pool_box([3u8; 8192]);
+    let buffer = alloc.pool_vec_with_capacity::<u32>(16);
+    assert_eq!(guard.escaped(), 4);
+    assert_eq!(&*page as *const Page as usize % 4096, 0);
+    assert_eq!((*small, page.0[15], large[8191], buffer.capacity()), (1, 5, 3, 16));
+    let e = alloc.try_pool_box([0u8; 200_000]).map(drop).unwrap_err();
+    assert!(e.is_total_budget(), "{e}");
+    let e = alloc.try_pool_vec_with_capacity::<u8>(200_000).map(drop).unwrap_err();
+    assert!(e.is_total_budget(), "{e}");
+    assert_eq!(guard.escaped(), 4, "a failed allocation counts no handle");
+    let live = 8 + 4096 + 8192 + 64;
+    assert_eq!(alloc.stats().pool.live_bytes, live);
+    drop((small, page, large, buffer));
+    assert_eq!(guard.escaped(), 0);
+    drop(guard);
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.guard_escapes, s.heaps_alive), (0, 0, 0));
+}
+
+/// A guard sent to another thread and dropped there while its identity keeps allocating in
+/// its scope: each allocation lands in the scope or after it, never in a released heap (Miri
+/// checks the scope's heap for races between the two).
+#[test]
+fn a_registered_guard_dropped_elsewhere_while_its_identity_allocates() {
+    let alloc = SmartAlloc::default();
+    let mut guard = Some(AsyncPoolGuard::new(&alloc));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dropper = std::thread::spawn(move || drop(rx.recv().unwrap()));
+    let mut kept = Vec::new();
+    for i in 0..scale(2_000) {
+        if i == scale(2_000) / 2 {
+            tx.send(guard.take()).unwrap(); // the scope ends at some point from now on
+        }
+        kept.push(alloc.pool_box(i as u64));
+        if i % 3 == 0 {
+            kept.pop();
+        }
+    }
+    dropper.join().unwrap();
+    assert_eq!(kept.len(), scale(2_000) - scale(2_000).div_ceil(3));
+    assert!(kept.iter().all(|b| **b % 3 != 0), "every kept value is intact");
+    let escaped = alloc.stats().guard_escapes;
+    assert!(escaped >= 1, "the scope had live blocks when it ended: {escaped}");
+    drop(kept);
+    let s = alloc.stats();
+    assert_eq!((s.pool.live_bytes, s.task.live_bytes), (0, 0));
+}
+
 #[test]
 fn drops_and_zero_sized_in_pools() {
     let hits = Arc::new(AtomicUsize::new(0));

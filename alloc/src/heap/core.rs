@@ -8,6 +8,9 @@
 //!   now. The pool fast paths compare the identities cached in the thread-local context (no
 //!   call; the current one is empty in a plain tokio task) and leave everything else to an
 //!   out-of-line path that checks again.
+//! * A heap with no owner identity may have a lock that stands in for the owner: whoever
+//!   holds it uses the owner's paths on `local` (a guard's heap in the registry, under its
+//!   shard's lock; see `guard`).
 //! * Anyone else allocates from `foreign` (a second arena behind a mutex) and frees onto
 //!   `remote` (a lock-free list the owner drains when a size class runs dry). All chunks of
 //!   both arenas belong to the heap, so a block may be freed into either arena's lists.
@@ -325,11 +328,13 @@ impl HeapCore {
         }
     }
 
-    /// The owner's general path.
+    /// The owner's general path, without the ownership check: for the owner, and for the
+    /// holder of the lock that guards the owner state of a heap with no owner identity (a
+    /// registered guard heap, see `guard`).
     ///
     /// # Safety
     /// The caller is the owner or excludes it (as for [`local`](Self::local)).
-    unsafe fn allocate_owned(&self, layout: Layout, counted: usize) -> Result<NonNull<u8>, AllocError> {
+    pub(crate) unsafe fn allocate_owned(&self, layout: Layout, counted: usize) -> Result<NonNull<u8>, AllocError> {
         debug_assert!(layout.size() > 0);
         if !self.is_small(layout) {
             return self.allocate_large(layout, true, counted);

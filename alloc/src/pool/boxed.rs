@@ -1,6 +1,6 @@
 //! [`PoolBox`]: one value from a pool or the current task's heap.
 
-use super::{cached_slot_heap, owned_thread_pool, placed, slot_heap, target_outside_task};
+use super::{cached_slot_heap, owned_thread_pool, placed, slot_heap};
 use crate::error::AllocError;
 use crate::heap::class::ClassOf;
 use crate::heap::HeapCore;
@@ -97,7 +97,13 @@ impl<T> PoolBox<T> {
                 unsafe { heap.as_ref().retain_handle_owned() };
                 heap
             }
-            None => target_outside_task(handle),
+            None => {
+                // An open guard of ours allocates under its registry lock, handle and all.
+                if let Some(block) = crate::guard::registry_allocate(&handle.shared, Layout::new::<T>()) {
+                    return block.map(NonNull::cast);
+                }
+                crate::local::thread_pool(handle)
+            }
         };
         let block = placed::allocate(heap, Layout::new::<T>());
         if block.is_err() {

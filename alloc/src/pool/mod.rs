@@ -9,7 +9,7 @@
 //! drops.
 
 mod boxed;
-mod placed;
+pub(crate) mod placed;
 mod vec;
 
 pub use boxed::PoolBox;

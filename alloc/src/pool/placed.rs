@@ -55,13 +55,42 @@ pub(crate) fn allocate(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNul
     }
 }
 
+/// [`allocate`] for the holder of the lock that guards `heap`'s owner state: the owner's
+/// paths without the ownership check (a registered guard heap, see `guard`).
+///
+/// # Safety
+/// `heap` is alive and has no owner identity, and the caller holds the lock every other use
+/// of its owner state holds (see [`HeapCore::allocate_owned`]).
+pub(crate) unsafe fn allocate_locked(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    debug_assert!(layout.size() != 0);
+    if in_class(layout) {
+        // SAFETY: per the caller.
+        unsafe { heap.as_ref().allocate_owned(layout, layout.size()) }
+    } else {
+        allocate_framed_with(heap, layout, |h, block, counted| {
+            // SAFETY: per the caller.
+            unsafe { h.allocate_owned(block, counted) }
+        })
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn allocate_framed(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    allocate_framed_with(heap, layout, HeapCore::allocate_counting)
+}
+
+/// A framed block for `layout` in `heap`, from `alloc(heap, block layout, bytes to count)`.
+#[inline(always)]
+fn allocate_framed_with(
+    heap: NonNull<HeapCore>,
+    layout: Layout,
+    alloc: impl FnOnce(&HeapCore, Layout, usize) -> Result<NonNull<u8>, AllocError>,
+) -> Result<NonNull<u8>, AllocError> {
     let block_layout = framed(layout)?;
     // Only the value counts as live bytes, not the prefix.
     // SAFETY: the caller keeps the heap alive.
-    let block = unsafe { heap.as_ref() }.allocate_counting(block_layout, layout.size())?;
+    let block = alloc(unsafe { heap.as_ref() }, block_layout, layout.size())?;
     // SAFETY: a fresh block of `prefix + size` bytes aligned to the prefix (at least 16): the
     // heap pointer fits at its start and the value starts `prefix` bytes in.
     unsafe {
