@@ -12,11 +12,12 @@
 //!   registry keyed by (`SmartAlloc`, identity), where `pool_*` finds it: a tokio task keeps its
 //!   guard heap when it moves between worker threads. That heap has no owner identity
 //!   ([`NOBODY`]), since a guard may be dropped on another thread than the one allocating.
-//!   Instead, the lock of its registry shard stands in for the owner: `pool_box` and
-//!   `pool_vec_with_capacity` take their block with the owner's paths while they hold it, and
-//!   the guard's drop takes the heap out of the registry under that lock before it releases
-//!   the owner state. Everything else treats the heap as any non-owner does (a vector growing
-//!   allocates under the heap's own lock, frees go on its remote list).
+//!   Instead, the lock of its registry shard stands in for the owner: every `pool_*` call
+//!   counts its handle with the owner's paths while it holds that lock, `pool_box` and
+//!   `pool_vec_with_capacity` take their block so too, and the guard's drop takes the heap out
+//!   of the registry under that lock before it releases the owner state. Everything else
+//!   treats the heap as any non-owner does (a vector growing allocates under the heap's own
+//!   lock, frees go on its remote list).
 //!
 //! The guard holds a counted handle on its heap, so the heap outlives it. Dropping the guard
 //! releases the heap: what the scope allocated and already freed goes back at once; what is
@@ -97,17 +98,12 @@ pub(crate) fn registry_target(shared: &Shared) -> Option<NonNull<HeapCore>> {
 
 #[cold]
 fn registry_lookup(shared: &Shared) -> Option<NonNull<HeapCore>> {
-    let key = (shared.id, identity::current());
-    let shard = shard_of(key);
-    if shard.keys.load(Ordering::Acquire) == 0 {
-        return None;
-    }
-    let map = shard.map.lock();
-    let heap = *map.get(&key)?.0.last()?;
-    // SAFETY: the heap stays registered (and alive) while we hold its shard's lock; counting a
-    // handle now keeps it alive after we let go.
-    unsafe { heap.as_ref() }.retain_handle();
-    Some(heap)
+    with_innermost(shared, |heap| {
+        // SAFETY: as for `with_innermost`'s callback: the owner count is ours to update, and
+        // the handle keeps the heap alive after we let go of the lock.
+        unsafe { heap.as_ref().retain_handle_owned() };
+        heap
+    })
 }
 
 /// Allocates `layout` (non-zero size) in the innermost guard heap of the current identity
@@ -127,6 +123,23 @@ pub(crate) fn registry_allocate(shared: &Shared, layout: Layout) -> Option<Resul
 
 #[cold]
 fn registry_allocate_slow(shared: &Shared, layout: Layout) -> Option<Result<NonNull<u8>, AllocError>> {
+    with_innermost(shared, |heap| {
+        // SAFETY: as for `with_innermost`'s callback.
+        let block = unsafe { placed::allocate_locked(heap, layout) };
+        if block.is_ok() {
+            // SAFETY: as above: the owner count is ours to update.
+            unsafe { heap.as_ref().retain_handle_owned() };
+        }
+        block
+    })
+}
+
+/// Runs `f` on the innermost guard heap of the current identity for `shared`, if a guard is
+/// open there, under its shard's lock. There the heap is alive (its guard's handle) and has
+/// no owner identity, and `f` holds the lock that guards its owner state (see the module
+/// docs): `f` may use it as the owner would.
+#[inline(always)]
+fn with_innermost<R>(shared: &Shared, f: impl FnOnce(NonNull<HeapCore>) -> R) -> Option<R> {
     let key = (shared.id, identity::current());
     let shard = shard_of(key);
     if shard.keys.load(Ordering::Acquire) == 0 {
@@ -134,14 +147,7 @@ fn registry_allocate_slow(shared: &Shared, layout: Layout) -> Option<Result<NonN
     }
     let map = shard.map.lock();
     let heap = *map.get(&key)?.0.last()?;
-    // SAFETY: registered, so alive (the guard's handle) and with no owner identity, and we
-    // hold the lock that guards its owner state (see above).
-    let block = unsafe { placed::allocate_locked(heap, layout) };
-    if block.is_ok() {
-        // SAFETY: as above: the owner count is ours to update under the lock.
-        unsafe { heap.as_ref().retain_handle_owned() };
-    }
-    Some(block)
+    Some(f(heap))
 }
 
 enum Binding {
