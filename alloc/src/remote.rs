@@ -236,7 +236,10 @@ mod loom_tests {
                     thread::spawn(move || unsafe { heap.list.push(b as *mut RemoteBlock, i) })
                 })
                 .collect();
-            // The owner drains concurrently; whatever it misses stays on the list.
+            // The owner drains concurrently; whatever it misses stays on the list. (Without the
+            // yield, loom never lets `take_all`'s relaxed pre-check read a push, so the drain
+            // would always come back empty.)
+            thread::yield_now();
             let mut seen = free_list(heap.list.take_all());
             for p in pushers {
                 p.join().unwrap();
@@ -311,3 +314,9 @@ mod loom_tests {
         });
     }
 }
+
+/// Models of the heap-level protocols built on the two structures (see `heap::core`,
+/// `heap::slot`, `guard`, `local`): the owner's plain state is a loom `UnsafeCell`, so a
+/// freer or adopter that is not ordered after every earlier write is reported.
+#[cfg(all(test, loom))]
+mod heap_models;
