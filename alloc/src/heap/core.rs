@@ -636,9 +636,11 @@ impl HeapCore {
         let heap = unsafe { this.as_ref() };
         // SAFETY: the caller excludes the owner.
         let local = unsafe { heap.local() };
-        // Only the owner writes `owner_handles`, and the caller excludes it: no RMW needed.
+        // Only the owner writes `owner_handles`, and the caller excludes it: no RMW needed. It
+        // keeps its value: until the fold below, `live_handles` on another thread needs it
+        // (zeroed first, a guard's `escaped` could count too few in between), and after it
+        // `EscapeRefs::live` ignores it (a parked heap starts again from 0).
         let handles = heap.owner_handles.load(Ordering::Relaxed);
-        heap.owner_handles.store(0, Ordering::Relaxed);
         // Handles can only be made by the owner (us, not any more) or through a live handle,
         // so `live == 0` stays 0. With escapees, the chunks they retain are counted now: once
         // ownership is folded in, the last escapee may free the heap at any moment.
