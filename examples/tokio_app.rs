@@ -51,7 +51,7 @@ async fn serve(alloc: SmartAlloc, stream: TcpStream) -> std::io::Result<usize> {
         answer.push(b'\n');
         write.write_all(&answer).await?;
         drop(answer);
-        debug_assert_eq!(guard.escaped(), 0);
+        assert_eq!(guard.escaped(), 0, "the answer buffer was dropped: nothing left in the scope");
         served += 1;
     }
     Ok(served)

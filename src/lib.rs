@@ -8,11 +8,19 @@
 //! use framealloc::{SmartAlloc, TaskAlloc};
 //! let alloc = SmartAlloc::new(Default::default());
 //! alloc.begin_frame();
-//! let particles = alloc.frame_vec::<[f32; 3]>();
+//! let mut particles = alloc.frame_vec::<[f32; 3]>();
+//! particles.push([0.0, 1.0, 0.0]);
 //! alloc.end_frame();
+//! assert_eq!(particles[0][1], 1.0);
+//! drop(particles);
 //! let task = TaskAlloc::new(&alloc);
-//! let buf = task.alloc_vec::<u8>();
-//! # drop((particles, buf));
+//! let mut buf = task.alloc_vec::<u8>();
+//! buf.extend_from_slice(b"ping");
+//! assert_eq!(task.live_bytes(), buf.capacity() as u64); // its buffer, rounded up by `Vec`
+//! drop(buf);
+//! drop(task);
+//! let stats = alloc.stats();
+//! assert_eq!((stats.frames, stats.task.live_bytes, stats.heaps_alive), (1, 0, 0));
 //! ```
 
 pub use framealloc_alloc::{

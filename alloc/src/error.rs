@@ -119,6 +119,27 @@ impl AllocError {
             _ => None,
         }
     }
+
+    /// The bytes of the budget that were in use when it was hit, if a budget was: with
+    /// [`cap`](Self::cap), how much room was left.
+    pub fn used(&self) -> Option<usize> {
+        match self.kind {
+            Kind::Budget { used, .. } => Some(used),
+            _ => None,
+        }
+    }
+}
+
+/// `n` with its unit: "1 byte", "16384 bytes".
+struct Bytes(usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 byte"),
+            n => write!(f, "{n} bytes"),
+        }
+    }
 }
 
 impl fmt::Display for AllocError {
@@ -136,19 +157,25 @@ impl fmt::Display for AllocError {
         };
         match &self.kind {
             Kind::Budget { budget, cap, used } => {
-                write!(f, "framealloc: {} exceeded: requested {} bytes", budget.name(), self.requested)?;
+                write!(f, "framealloc: {} exceeded: requested {}", budget.name(), Bytes(self.requested))?;
                 if self.needed != self.requested {
-                    write!(f, " (needing {} bytes for it)", self.needed)?;
+                    write!(f, " (needing {} for it)", Bytes(self.needed))?;
                 }
-                write!(f, " with {used} of {cap} bytes in use, in {owner}")
+                write!(f, " with {used} of {} in use, in {owner}", Bytes(*cap))?;
+                if self.needed > *cap {
+                    // Never satisfiable, however much is freed (a cap below one chunk, say).
+                    f.write_str("; that is more than the whole cap: raise it")?;
+                }
+                Ok(())
             }
             Kind::OutOfMemory if self.needed != self.requested => write!(
                 f,
-                "framealloc: the system allocator refused {} bytes, needed for a request of {} bytes, in {owner}",
-                self.needed, self.requested
+                "framealloc: the system allocator refused {}, needed for a request of {}, in {owner}",
+                Bytes(self.needed),
+                Bytes(self.requested)
             ),
             Kind::OutOfMemory => {
-                write!(f, "framealloc: the system allocator refused {} bytes, in {owner}", self.requested)
+                write!(f, "framealloc: the system allocator refused {}, in {owner}", Bytes(self.requested))
             }
             Kind::CapacityOverflow => write!(f, "framealloc: capacity overflow, in {owner}"),
         }
@@ -178,14 +205,21 @@ mod tests {
     fn accessors_and_messages() {
         let e = AllocError::budget(Budget::Total, 100, 90, 20, 20, crate::identity::current());
         assert!(e.is_budget() && e.is_total_budget() && !e.is_frame_budget() && !e.is_out_of_memory());
-        assert_eq!((e.cap(), e.requested(), e.needed()), (Some(100), 20, 20));
+        assert_eq!((e.cap(), e.used(), e.requested(), e.needed()), (Some(100), Some(90), 20, 20));
         let msg = e.to_string();
         assert!(msg.contains("total budget") && msg.contains("requested 20 bytes with 90 of 100"), "{msg}");
         assert!(msg.contains("thread"), "outside a task the thread is named: {msg}");
         let chunk = AllocError::budget(Budget::Total, 10_000, 4096, 8, 8192, crate::identity::current()).to_string();
         assert!(chunk.contains("requested 8 bytes (needing 8192 bytes for it) with 4096 of 10000"), "{chunk}");
+        assert!(!chunk.contains("more than the whole cap"), "{chunk}");
+        // A cap below what one request needs can never serve it: the message says so, in the
+        // singular where it is one byte.
+        let never = AllocError::budget(Budget::TaskHeap, 100, 0, 1, 16384, crate::identity::current()).to_string();
+        assert!(never.contains("requested 1 byte (needing 16384 bytes for it) with 0 of 100 bytes"), "{never}");
+        assert!(never.ends_with("; that is more than the whole cap: raise it"), "{never}");
         let o = AllocError::out_of_memory(64, 64);
-        assert!(o.is_out_of_memory() && o.cap().is_none() && o.to_string().contains("refused 64 bytes, in"));
+        assert!(o.is_out_of_memory() && o.cap().is_none() && o.used().is_none());
+        assert!(o.to_string().contains("refused 64 bytes, in"));
         let chunk = AllocError::out_of_memory(64, 16384).to_string();
         assert!(chunk.contains("refused 16384 bytes, needed for a request of 64 bytes"), "{chunk}");
         assert!(AllocError::capacity_overflow().is_capacity_overflow());

@@ -72,7 +72,7 @@ impl Drop for AllocHandle {
 /// hits.extend([3, 1, 2]);
 /// let total = alloc.frame_box(hits.iter().sum::<u32>());
 /// alloc.end_frame();
-/// assert_eq!(*total, 6);           // frame data is readable until the next begin_frame
+/// assert_eq!(*total, 6);           // frame data stays readable while its handle lives
 /// let kept = alloc.pool_box(String::from("pooled"));
 /// assert_eq!(alloc.stats().pool.live_bytes, std::mem::size_of::<String>() as u64);
 /// # drop((hits, total, kept));
@@ -145,7 +145,9 @@ impl SmartAlloc {
         self.shared().frames.fetch_add(1, Relaxed);
     }
 
-    /// Closes the calling thread's frame. Its data stays readable until the next `begin_frame`.
+    /// Closes the calling thread's frame. Its data stays readable while its handles live: the
+    /// next `begin_frame` recycles the frame's memory, except the chunks live handles still
+    /// use, which wait (quarantined) until those drop.
     ///
     /// # Panics
     /// If no frame is open on this thread, or (FA701) while a task is polled.

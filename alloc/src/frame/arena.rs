@@ -293,7 +293,8 @@ impl FrameArena {
         self.frame_open.set(true);
     }
 
-    /// Closes the frame; its memory stays readable until the next `begin_frame`.
+    /// Closes the frame; its memory stays readable while its handles live (see
+    /// `begin_frame`: chunks with live handles are quarantined, not recycled).
     pub(crate) fn end_frame(&self) {
         if !self.frame_open.get() {
             misuse("end_frame() called with no open frame on this thread (call begin_frame() first)");
