@@ -250,6 +250,7 @@ fn a_registered_guard_collects_every_kind_of_block() {
     drop(guard);
     let s = alloc.stats();
     assert_eq!((s.pool.live_bytes, s.guard_escapes, s.heaps_alive), (0, 0, 0));
+    assert_eq!((s.pool.high_water_bytes, s.pool.allocations), (live, 4), "counted like any pool allocation");
 }
 
 /// A guard sent to another thread and dropped there while its identity keeps allocating in

@@ -105,7 +105,7 @@ fn loom_push_publishes_block_to_owner_drain() {
                 unsafe { heap.list.push(b as *mut RemoteBlock, 4) };
             })
         };
-        thread::yield_now(); // else loom never lets the drain see the push (see above)
+        thread::yield_now(); // else loom never lets the drain see the push (see `remote.rs`)
         heap.owner_drain();
         // SAFETY: loom tracks the cell / the block is ours, per the model.
         if heap.arena.with(|a| unsafe { (*a).len() }) == 1 {
