@@ -335,10 +335,12 @@ fn pool_outside_task_heaps(c: &mut Criterion) {
         g.bench_function(format!("plain_task/{name}"), |b| b.iter_custom(|iters| in_task(&rt, &alloc, make, iters)));
     }
     // Under an `AsyncPoolGuard` the task opened: its heap in the registry, keyed by tokio's
-    // task id.
+    // task id (a task heap, so with a `SmartAlloc` of its own: the check below is that the
+    // plain cases above never used one).
+    let guarded = SmartAlloc::new(Default::default());
     g.bench_function("plain_task/framealloc_pool_box_own_guard", |b| {
         b.iter_custom(|iters| {
-            let alloc = alloc.clone();
+            let alloc = guarded.clone();
             rt.block_on(rt.spawn(async move {
                 let _guard = framealloc::AsyncPoolGuard::new(&alloc);
                 let start = std::time::Instant::now();
@@ -353,6 +355,9 @@ fn pool_outside_task_heaps(c: &mut Criterion) {
     g.finish();
     let s = alloc.stats();
     assert_eq!((s.pool.live_bytes, s.task.allocations), (0, 0), "{s:?}");
+    let s = guarded.stats();
+    assert_eq!((s.task.live_bytes, s.heaps_alive, s.guard_escapes), (0, 0, 0), "{s:?}");
+    assert!(s.task.allocations > 0, "the guarded case allocated in its guard's task heap: {s:?}");
 }
 
 /// The paired comparison, on the 2-worker multi-thread runtime of the other groups and then on
