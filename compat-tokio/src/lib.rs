@@ -8,10 +8,11 @@
 //! * **Plain `tokio::spawn`**: the task is recognised by [`tokio::task::try_id`]. A
 //!   [`TaskAlloc`] created in it is owned by the task (allocation and free without atomics,
 //!   also after the task moved to another worker thread) and freed when it drops; an
-//!   [`AsyncPoolGuard`] collects the task's `alloc.pool_*` allocations until it drops (under
-//!   a lock: a guard may be dropped on another thread than its task runs on). With no guard
-//!   open, `alloc.pool_*` use the pool of the worker thread the task runs on, as any code on
-//!   that thread does, without atomics.
+//!   [`AsyncPoolGuard`] collects the task's `alloc.pool_*` allocations until it drops (each
+//!   under the lock of the guard's registry shard, and freed with atomics: a guard may be
+//!   dropped on another thread than its task runs on; about 40 ns a `pool_box` made and
+//!   dropped, against 5 without a guard). With no guard open, `alloc.pool_*` use the pool of
+//!   the worker thread the task runs on, as any code on that thread does, without atomics.
 //! * **[`spawn`] / [`spawn_local`]** (or [`with_task_heap`] for `JoinSet`, `Handle::spawn`, ...):
 //!   the task also gets its own heap, installed around each poll, so `alloc.pool_*` inside it
 //!   allocate there. The heap is released when the task completes (before tokio publishes

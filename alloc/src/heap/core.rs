@@ -97,7 +97,8 @@ impl HeapCore {
         }
     }
 
-    /// A new heap of `kind` owned by `owner` ([`NOBODY`] for a heap used only under its lock).
+    /// A new heap of `kind` owned by `owner` ([`NOBODY`] for a heap used only by holders of a
+    /// lock that stands in for the owner, or under its own).
     pub(crate) fn create(shared: &Arc<Shared>, kind: Kind, owner: u64) -> NonNull<HeapCore> {
         let cfg = &shared.config;
         let heap = Box::new(HeapCore {
