@@ -132,20 +132,20 @@ impl<T> PoolVec<T> {
         if let Some(ptr) = unsafe { Self::class_block(capacity, || owned_thread_pool(handle)) } {
             return Ok(Self { ptr, cap: capacity, len: 0, _owns: PhantomData });
         }
-        if capacity != 0 && !is_zst::<T>() && crate::identity::with_slot(|slot| slot.is_none()) {
-            let layout = Layout::array::<T>(capacity).map_err(|_| AllocError::capacity_overflow())?;
+        if capacity == 0 || is_zst::<T>() {
+            return Ok(Self::new_in(handle)); // no buffer to make
+        }
+        // Exactly `capacity` (no minimum), like `Vec::with_capacity`.
+        let layout = Layout::array::<T>(capacity).map_err(|_| AllocError::capacity_overflow())?;
+        if crate::identity::with_slot(|slot| slot.is_none()) {
             // An open guard of ours allocates under its registry lock, handle and all.
             if let Some(block) = crate::guard::registry_allocate(&handle.shared, layout) {
                 return Ok(Self { ptr: block?, cap: capacity, len: 0, _owns: PhantomData });
             }
         }
         let mut v = Self::new_in(handle);
-        if v.cap.wrapping_sub(v.len) < capacity {
-            // Exactly `capacity` (no minimum), like `Vec::with_capacity`.
-            let layout = Layout::array::<T>(capacity).map_err(|_| AllocError::capacity_overflow())?;
-            v.ptr = placed::allocate(v.ptr.cast(), layout)?;
-            v.cap = capacity;
-        }
+        v.ptr = placed::allocate(v.ptr.cast(), layout)?;
+        v.cap = capacity;
         Ok(v)
     }
 
