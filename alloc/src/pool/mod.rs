@@ -40,8 +40,10 @@ pub(crate) fn cached_slot_heap(handle: &Arc<AllocHandle>) -> Option<NonNull<Heap
 /// needed is cached: no task of ours is polled here (no heap slot), no guard outside task
 /// heaps is open anywhere (none can claim the call), and the thread's entry for `handle` is
 /// the cached one, its pool made and owned by the caller (the pool's thread). Counts no
-/// handle. `None` leaves the decision to [`target_outside_task`]. The slow paths of plain
-/// threads and plain tokio tasks try it first, for the pool's class fast path.
+/// handle. `None` leaves the decision to the caller's general path: an open guard's heap
+/// (`PoolBox`'s slow path allocates there under the registry's lock, `PoolVec`'s takes it
+/// from [`target_outside_task`]), else the thread's pool found the long way. The slow paths
+/// of plain threads and plain tokio tasks try it first, for the pool's class fast path.
 #[inline(always)]
 pub(crate) fn owned_thread_pool(handle: &Arc<AllocHandle>) -> Option<NonNull<HeapCore>> {
     if identity::with_slot(|slot| slot.is_some()) || crate::guard::any_registered() {
