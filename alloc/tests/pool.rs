@@ -840,3 +840,67 @@ fn pool_vec_growth_at_least_doubles_the_capacity() {
     assert_eq!(v.capacity(), 16);
     assert_eq!(v.iter().sum::<u64>(), 10);
 }
+
+/// Registered guards (a plain thread's) closed outer first: allocations go on to the inner
+/// scope, and vectors made in the inner scope grow on another thread after both closed.
+#[test]
+fn registered_guards_closed_out_of_order_leave_later_growth_valid() {
+    let alloc = SmartAlloc::default();
+    for _ in 0..scale(20) {
+        let outer = AsyncPoolGuard::new(&alloc);
+        let a = alloc.pool_box([1u64; 8]);
+        let inner = AsyncPoolGuard::new(&alloc);
+        let mut empty: PoolVec<u64> = alloc.pool_vec();
+        let mut with_cap = alloc.pool_vec_with_capacity::<u32>(3);
+        with_cap.push(1);
+        let b = alloc.pool_box(5u16);
+        assert_eq!((outer.escaped(), inner.escaped()), (1, 3));
+        drop(outer);
+        let c = alloc.pool_box(9u8);
+        assert_eq!(inner.escaped(), 4, "the inner scope is still open");
+        drop(inner);
+        let (empty, with_cap) = std::thread::spawn(move || {
+            for i in 0..100u32 {
+                empty.push(u64::from(i));
+                with_cap.push(i);
+            }
+            (empty, with_cap)
+        })
+        .join()
+        .unwrap();
+        assert_eq!((empty.iter().sum::<u64>(), with_cap.iter().sum::<u32>()), (4950, 4951));
+        assert_eq!((*a, *b, *c), ([1; 8], 5, 9));
+        drop((a, b, c, empty, with_cap));
+        let s = alloc.stats();
+        assert_eq!((s.heaps_alive, s.pool.live_bytes), (0, 0), "{s:?}");
+    }
+    assert_eq!(alloc.stats().guard_escapes, scale(20) as u64 * (1 + 4));
+}
+
+/// A value dropped under a registered guard may open a guard of its own in its `Drop` (the
+/// registry's lock is not held while user code runs), for this allocator and another.
+#[test]
+fn a_drop_under_a_registered_guard_may_open_its_own() {
+    struct OpensAGuard(SmartAlloc, SmartAlloc);
+    impl Drop for OpensAGuard {
+        fn drop(&mut self) {
+            let mine = AsyncPoolGuard::new(&self.0);
+            let theirs = AsyncPoolGuard::new(&self.1);
+            let (x, y) = (self.0.pool_box([7u8; 40]), self.1.pool_box(3u32));
+            assert_eq!((mine.escaped(), theirs.escaped()), (1, 1));
+            drop((x, y));
+        }
+    }
+    let (a, b) = (SmartAlloc::default(), SmartAlloc::default());
+    let guard = AsyncPoolGuard::new(&a);
+    drop(a.pool_box(OpensAGuard(a.clone(), b.clone())));
+    let mut v = a.pool_vec();
+    v.extend((0..3).map(|_| OpensAGuard(a.clone(), b.clone())));
+    drop(v);
+    assert_eq!(guard.escaped(), 0);
+    drop(guard);
+    for alloc in [&a, &b] {
+        let s = alloc.stats();
+        assert_eq!((s.heaps_alive, s.pool.live_bytes, s.guard_escapes), (0, 0, 0), "{s:?}");
+    }
+}
