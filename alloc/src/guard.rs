@@ -246,11 +246,10 @@ impl AsyncPoolGuard {
 
 impl Drop for AsyncPoolGuard {
     fn drop(&mut self) {
-        let escaped = self.escaped() as u64;
-        self.shared.guard_escapes.fetch_add(escaped, Ordering::Relaxed);
         let heap = self.heap;
         match self.binding {
             Binding::Slot => {
+                self.count_escapes();
                 // SAFETY: our counted handle keeps the heap alive.
                 let owner_here = unsafe { heap.as_ref() }.is_owner();
                 // Running as the owner task means its slot is the current one.
@@ -281,6 +280,9 @@ impl Drop for AsyncPoolGuard {
                         }
                     }
                 }
+                // Counted only now: until the heap left the registry its identity could still
+                // allocate there (a guard dropped on another thread), uncounted if read before.
+                self.count_escapes();
                 // SAFETY: our handle, dropped once; the heap's bias (released next) keeps it
                 // alive until then.
                 unsafe { HeapCore::release_handle(heap) };
@@ -291,6 +293,13 @@ impl Drop for AsyncPoolGuard {
                 unsafe { HeapCore::release_owner(heap) };
             }
         }
+    }
+}
+
+impl AsyncPoolGuard {
+    /// Adds what is still alive in the scope to `AllocStats::guard_escapes`, as it ends.
+    fn count_escapes(&self) {
+        self.shared.guard_escapes.fetch_add(self.escaped() as u64, Ordering::Relaxed);
     }
 }
 

@@ -928,3 +928,83 @@ fn a_guard_dropped_in_another_task_ends_its_scope() {
         }
     });
 }
+
+/// A plain task's guard (in the registry) dropped on another thread while the task keeps
+/// allocating: every block that landed in the scope is counted in `guard_escapes`, however
+/// the drop and the allocations interleave. (The guard read its escapes before leaving the
+/// registry; a `pool_box` in between went uncounted.)
+#[test]
+fn a_guard_dropped_on_another_thread_counts_every_escape() {
+    const ROUNDS: u64 = if cfg!(miri) { 2 } else { 100 };
+    let rt = multi_thread();
+    let alloc = SmartAlloc::default();
+    for _ in 0..ROUNDS {
+        let before = alloc.stats();
+        let a = alloc.clone();
+        let kept = rt
+            .block_on(rt.spawn(async move {
+                let guard = AsyncPoolGuard::new(&a);
+                let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let g = go.clone();
+                let dropper = std::thread::spawn(move || {
+                    while !g.load(std::sync::atomic::Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    drop(guard);
+                });
+                let kept: Vec<_> = (0..2000u64)
+                    .map(|i| {
+                        if i == 100 {
+                            go.store(true, std::sync::atomic::Ordering::Release);
+                        }
+                        a.pool_box(i)
+                    })
+                    .collect();
+                dropper.join().unwrap();
+                kept
+            }))
+            .unwrap();
+        let s = alloc.stats();
+        // In a plain task the guard's heap is task memory and the thread's pool is pool
+        // memory: the boxes in the scope are the task bytes, 8 each.
+        let in_scope = (s.task.live_bytes - before.task.live_bytes) / 8;
+        assert!(in_scope >= 100, "{s:?}");
+        assert_eq!(s.guard_escapes - before.guard_escapes, in_scope, "{s:?}");
+        drop(kept);
+        assert_empty(&alloc.stats());
+    }
+}
+
+/// A task of `spawn` that opens a guard for each step and hands it to another task to drop:
+/// the ended scopes are released when the next guard opens, not kept until the task ends
+/// (the newest guard's heap is always the cached one, so no `pool_*` call looked past it).
+#[test]
+fn guards_dropped_in_another_task_do_not_pile_up_in_a_long_task() {
+    on_both_flavours(|alloc| async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AsyncPoolGuard>();
+        let dropper = tokio::spawn(async move {
+            while let Some(guard) = rx.recv().await {
+                drop(guard);
+            }
+        });
+        let a = alloc.clone();
+        let most = framealloc_tokio::spawn(async move {
+            let mut most = 0;
+            for i in 0..100u64 {
+                let guard = AsyncPoolGuard::new(&a);
+                drop(a.pool_box(i));
+                tx.send(guard).unwrap();
+                tokio::task::yield_now().await;
+                most = most.max(a.stats().heaps_alive);
+            }
+            most
+        })
+        .await
+        .unwrap();
+        dropper.await.unwrap();
+        // The open guard's heap and at most one ended one not yet released (its drop may come
+        // after the next guard opened).
+        assert!(most <= 2, "ended guard heaps piled up: {most} alive at once");
+        assert_empty(&alloc.stats());
+    });
+}
