@@ -9,7 +9,8 @@
 //!
 //! A guard dropped inside its task removes and releases its heap at once. A guard dropped
 //! elsewhere cannot (the task may be allocating there right now): it marks the heap ended, and
-//! the task drops it from the slot on its next `pool_*` call (or at its end).
+//! the task drops it from the slot when it next opens a guard, or on a `pool_*` call that
+//! looks past its cached heap (the cached one ended, or another `SmartAlloc`'s), or at its end.
 
 use super::core::HeapCore;
 use crate::shared::Shared;
@@ -117,7 +118,12 @@ impl TaskSlot {
 
     /// Makes `heap` (a fresh heap owned by this task) the innermost one of its `SmartAlloc`: a
     /// guard's.
+    ///
+    /// Releases the heaps of guards dropped elsewhere first: a task that opens a guard before
+    /// each `pool_*` call always finds the newest one cached, so without this the ended ones
+    /// under it would stay (a chunk each) until the task ends.
     pub(crate) fn push_guard(&self, heap: NonNull<HeapCore>) {
+        self.drop_ended_guards();
         self.more().borrow_mut().push((heap, true));
         self.first.set(Some(heap));
     }
