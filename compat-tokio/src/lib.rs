@@ -74,7 +74,9 @@
 //! Frame memory belongs to the main loop. `alloc.frame_*`, `begin_frame` and `end_frame`
 //! panic with a message starting `FA701:` while a tokio task is being polled (a plain
 //! `tokio::spawn` task, a task of [`spawn`], code in `spawn_blocking`; tokio's `block_on`
-//! root future gives no signal and is not covered).
+//! root future gives no signal and is not covered). The check is where frame memory is
+//! requested: a `FrameVec` made outside tasks and moved into a `spawn_local` task (frame
+//! handles are `!Send`, so only a `LocalSet` task can hold one) still grows there unchecked.
 //!
 //! A frame handle held across `.await` in a spawned task does not compile (FA603): frame
 //! handles are `!Send`, so the future is not `Send`. (rustc reports this as "future cannot be

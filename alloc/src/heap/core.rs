@@ -60,7 +60,8 @@ pub(crate) struct HeapCore {
     /// the task stops allocating here and releases the heap (see `TaskSlot`).
     guard_ended: AtomicBool,
     /// Escapable handles the owner made minus those it dropped. Written by the owner only
-    /// (load and store), read by anyone for [`live_handles`](Self::live_handles).
+    /// (load and store; for a heap with no owner identity, by the holder of the lock that
+    /// stands in for the owner), read by anyone for [`live_handles`](Self::live_handles).
     owner_handles: AtomicIsize,
     local: UnsafeCell<LocalState>,
     foreign: Mutex<BlockArena>,
@@ -73,9 +74,10 @@ pub(crate) struct HeapCore {
 }
 
 // SAFETY: `local` is touched only by the current owner identity (one thread at a time, with
-// happens-before between successive owners' threads, see `crate::identity`) or by
-// `release_owner`/`destroy`, whose callers exclude the owner. Everything else is atomics or a
-// mutex.
+// happens-before between successive owners' threads, see `crate::identity`), by the holder of
+// the lock that stands in for the owner of a heap with no owner identity (a registered guard
+// heap's shard lock, see `crate::guard`), or by `release_owner`/`destroy`, whose callers
+// exclude both. Everything else is atomics or a mutex.
 unsafe impl Sync for HeapCore {}
 // SAFETY: as above; the heap has no affinity to the thread that created it.
 unsafe impl Send for HeapCore {}
@@ -410,6 +412,12 @@ impl HeapCore {
     fn uncharge(&self, bytes: usize) {
         self.counters().held.fetch_sub(bytes as u64, Ordering::Relaxed);
         self.shared().uncharge(bytes);
+    }
+
+    /// `true` if the heap has no owner identity (a registered guard heap).
+    #[inline]
+    pub(crate) fn has_no_owner(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == NOBODY
     }
 
     /// Identity to name in an error: the owner, else the caller.

@@ -63,6 +63,8 @@ pub(crate) fn allocate(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNul
 /// of its owner state holds (see [`HeapCore::allocate_owned`]).
 pub(crate) unsafe fn allocate_locked(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
     debug_assert!(layout.size() != 0);
+    // SAFETY: alive per the caller.
+    debug_assert!(unsafe { heap.as_ref() }.has_no_owner(), "a lock stands in only for no owner");
     if in_class(layout) {
         // SAFETY: per the caller.
         unsafe { heap.as_ref().allocate_owned(layout, layout.size()) }
