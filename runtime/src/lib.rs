@@ -1,3 +1,121 @@
-//! framealloc's work-stealing runtime: executor, reactor, timers, net and frame loop.
+//! framealloc's runtime: a work-stealing executor whose tasks each own a heap.
 //!
-//! Not built yet: this package reserves its place in the workspace (see the project issues).
+//! ```
+//! use framealloc_alloc::SmartAlloc;
+//! use framealloc_runtime::Runtime;
+//!
+//! let alloc = SmartAlloc::new(Default::default());
+//! let rt = Runtime::builder().worker_threads(2).alloc(&alloc).build().unwrap();
+//! let total = rt.block_on(async {
+//!     let mut handles = Vec::new();
+//!     for i in 0..8u64 {
+//!         let a = alloc.clone();
+//!         handles.push(framealloc_runtime::spawn(async move {
+//!             let mut scratch = a.pool_vec::<u64>();      // the task's own heap
+//!             scratch.extend(0..=i);
+//!             framealloc_runtime::yield_now().await;
+//!             scratch.iter().sum::<u64>()
+//!         }));
+//!     }
+//!     let mut total = 0;
+//!     for h in handles {
+//!         total += h.await.unwrap();
+//!     }
+//!     total
+//! });
+//! assert_eq!(total, 84);
+//! assert_eq!(alloc.stats().heaps_alive, 0);             // every task's heap went back
+//! ```
+//!
+//! # What it is
+//!
+//! * **Tasks** are `async-task` allocations. Each wraps its future in a framealloc task
+//!   context, entered around every poll: `alloc.pool_*` inside a task allocates from the
+//!   task's heap with no atomics, `frame_*` panics (FA701), and the heap is released in one
+//!   step when the task completes, panics or is cancelled, before its output is published.
+//!   The heap costs nothing until the task first allocates.
+//! * **Scheduling** follows tokio's multi-thread scheduler: a local queue per worker
+//!   (`crossbeam-deque`), a LIFO slot for the task just woken, a global injector checked every
+//!   61 turns, stealing half of a random victim's queue, at most half the workers searching,
+//!   and a cooperative budget of 128 per poll.
+//! * **API** with tokio's names and meanings: [`Runtime`], [`Builder`], [`Handle`],
+//!   [`spawn`], [`spawn_blocking`], [`yield_now`], [`task::JoinHandle`] (dropping it detaches;
+//!   `abort`, `is_finished`), [`task::JoinError`].
+//!
+//! Not yet here: the reactor, timers and sockets, and the frame loop (later issues).
+//!
+//! # Layers
+//!
+//! Each layer uses only those before it: `sync`, `park`, `idle` (the park/notify protocol,
+//! loom-checked) → `coop`, `task` (the task allocation, its heap, join handles, registry) →
+//! `scheduler` (workers, queues, blocking pool, shutdown) → `context`, `runtime` (the API).
+//! The one reference back is the task header's pointer to its scheduler, which async-task
+//! calls to schedule it.
+
+mod idle;
+mod park;
+mod sync;
+
+#[cfg(not(loom))]
+mod context;
+#[cfg(not(loom))]
+mod coop;
+#[cfg(not(loom))]
+mod metrics;
+#[cfg(not(loom))]
+mod runtime;
+#[cfg(not(loom))]
+mod scheduler;
+#[cfg(not(loom))]
+pub mod task;
+
+#[cfg(not(loom))]
+pub use context::EnterGuard;
+#[cfg(not(loom))]
+pub use metrics::RuntimeMetrics;
+#[cfg(not(loom))]
+pub use runtime::{Builder, Handle, Runtime, TryCurrentError};
+#[cfg(not(loom))]
+pub use task::{yield_now, JoinHandle};
+
+#[cfg(not(loom))]
+const NO_RUNTIME: &str = "must be called from the context of a framealloc runtime (inside a task, inside \
+                          `Runtime::block_on`, or after `Runtime::enter`)";
+
+/// Spawns `future` as a task on the current runtime (tokio's `spawn`): see [`Handle::spawn`].
+///
+/// # Panics
+/// Outside a runtime.
+#[cfg(not(loom))]
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: core::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match scheduler::with_current(|w| w.map(|w| w.shared.clone())) {
+        Some(shared) => shared.spawn(future),
+        None => context::with_current(|h| match h {
+            Some(h) => h.spawn(future),
+            None => panic!("`framealloc_runtime::spawn` {NO_RUNTIME}"),
+        }),
+    }
+}
+
+/// Runs the blocking function `f` on the current runtime's blocking pool: see
+/// [`Handle::spawn_blocking`].
+///
+/// # Panics
+/// Outside a runtime.
+#[cfg(not(loom))]
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    context::with_current(|h| match h {
+        Some(h) => h.spawn_blocking(f),
+        None => panic!("`framealloc_runtime::spawn_blocking` {NO_RUNTIME}"),
+    })
+}

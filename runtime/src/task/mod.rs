@@ -1,0 +1,271 @@
+//! Tasks: one `async-task` allocation per task, holding a [`Header`] (its runtime, id,
+//! registry key and abort flag), the schedule hook, and the future wrapped in a
+//! [`TaskFuture`] that gives it a heap of its own.
+//!
+//! Every poll of a task, and the drop of its future, runs inside the task's
+//! [`TaskContext`]: `alloc.pool_*` there uses the task's heap, a `TaskAlloc` made there is
+//! owned by the task, and `frame_*` panics (FA701). When the future completes, panics or is
+//! dropped (abort, shutdown), the wrapper drops it as the task, releases the heap and
+//! deregisters the task, all before the output is published: a `JoinHandle` that sees the
+//! output sees the heap gone.
+//!
+//! A panic in the future is caught in the wrapper and becomes the task's output
+//! (`Err(payload)`, a [`JoinError`] for whoever joins), so it never unwinds into a worker.
+//!
+//! The task layer knows its runtime only as the header's `Arc<Shared>`: the schedule hook
+//! and the registry live there.
+
+mod join;
+pub(crate) mod registry;
+
+pub use join::{AbortHandle, Id, JoinError, JoinHandle};
+
+use crate::scheduler::Shared;
+use async_task::{Builder, Runnable, ScheduleInfo, WithInfo};
+use core::future::Future;
+use core::pin::Pin;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Context, Poll};
+use framealloc_alloc::hook::TaskContext;
+use pin_project_lite::pin_project;
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+pub use crate::coop::consume_budget;
+
+/// A panic's payload, as `std::panic::catch_unwind` returns it.
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+/// What a task's future produces: its output, or the payload of its panic.
+pub(crate) type Outcome<T> = Result<T, Payload>;
+
+/// The runnable half of a task, as the scheduler queues it.
+pub(crate) type Task = Runnable<Header>;
+
+/// The metadata of every task, inside its allocation (`async-task` pins it there before the
+/// future is made, and drops it only after the future and every handle are gone).
+#[derive(Debug)]
+pub(crate) struct Header {
+    /// The runtime that schedules the task.
+    pub(crate) shared: Arc<Shared>,
+    id: u64,
+    /// Registry shard and key ([`registry::UNREGISTERED`] if not registered).
+    shard: u32,
+    key: usize,
+    aborted: AtomicBool,
+    /// Set when the future is gone (completed, panicked or dropped).
+    finished: AtomicBool,
+}
+
+impl Header {
+    pub(crate) fn id(&self) -> Id {
+        Id(self.id)
+    }
+
+    /// `true` once [`abort`](Self::abort) was called: the scheduler drops the task instead of
+    /// polling it.
+    #[inline]
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// Marks the task aborted and wakes it, so that the scheduler drops it at its next turn
+    /// (at once if it is idle, after the current poll if it is running). No effect once the
+    /// task has completed.
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        if let Some(w) = self.waker() {
+            w.wake();
+        }
+    }
+
+    /// A waker of this task from the registry, if the task is still registered.
+    pub(crate) fn waker(&self) -> Option<std::task::Waker> {
+        self.shared.registry.waker(self.shard as usize, self.key, self.addr())
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// `true` once the task's future is gone (completed, panicked or dropped).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// The future is gone: marks the task finished and takes it out of the registry.
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.shared.registry.remove(self.shard as usize, self.key, self.addr());
+    }
+}
+
+/// A pointer to a task's [`Header`], for the parts of a task that live as long as its
+/// allocation but cannot borrow it: the wrapped future and the `JoinHandle`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderRef(NonNull<Header>);
+
+// SAFETY: `Header` is `Sync` (an `Arc`, integers and an atomic), and `HeaderRef` only gives out
+// `&Header`; sending the pointer is sending a shared reference.
+unsafe impl Send for HeaderRef {}
+// SAFETY: as above: only `&Header` is reachable through it.
+unsafe impl Sync for HeaderRef {}
+
+impl HeaderRef {
+    fn new(header: &Header) -> Self {
+        Self(NonNull::from(header))
+    }
+
+    /// The header.
+    #[inline]
+    pub(crate) fn get(&self) -> &Header {
+        // SAFETY: a `HeaderRef` is held only by the task's own future (dropped by async-task
+        // before it destroys the header: the header goes with the last task reference, and
+        // the runnable that drops the future holds one) and by a `JoinHandle` or
+        // `AbortHandle`, which hold a task reference themselves (the `Task`, a `Waker`). The
+        // header does not move: async-task writes it once into the task's allocation and
+        // hands out `&Header` from there.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+pin_project! {
+    /// A task's future: `F` run as a framealloc task (see the module docs).
+    pub(crate) struct TaskFuture<F> {
+        // `None` once `F` is done (dropped at once, as the task).
+        #[pin]
+        future: Option<F>,
+        ctx: TaskContext,
+        header: HeaderRef,
+    }
+
+    impl<F> PinnedDrop for TaskFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Aborted, shut down, or never polled: drop the future as the task. A panic in its
+            // drop is swallowed: there is nobody to give it to (async-task would abort).
+            let this = this.project();
+            let mut future = this.future;
+            let ctx = this.ctx;
+            if future.is_some() {
+                let _ = catch_unwind(AssertUnwindSafe(|| ctx.enter(|| future.set(None))));
+            }
+            ctx.release();
+            this.header.get().finish();
+        }
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Outcome<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut future = this.future;
+        let out = this.ctx.enter(|| {
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                future.as_mut().as_pin_mut().expect("a task polled after it completed").poll(cx)
+            }));
+            let out = match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(v)) => Ok(v),
+                Err(payload) => Err(payload),
+            };
+            // The task is over: drop its future (and what it still holds) as the task.
+            match catch_unwind(AssertUnwindSafe(|| future.set(None))) {
+                Ok(()) => Poll::Ready(out),
+                Err(payload) => Poll::Ready(Err(payload)),
+            }
+        });
+        if out.is_ready() {
+            // Before async-task publishes the output: the heap is gone when the join sees it.
+            this.ctx.release();
+            this.header.get().finish();
+        }
+        out
+    }
+}
+
+/// Makes a task of `future` that `schedule` schedules, registered in shard `shard` of the
+/// runtime's registry (or not at all if `register` is false). Returns the runnable (to be
+/// queued) and the join handle; after shutdown the runnable is `None` and the handle reports
+/// the task cancelled.
+pub(crate) fn spawn<F, S>(
+    shared: &Arc<Shared>,
+    shard: usize,
+    register: bool,
+    future: F,
+    schedule: S,
+) -> (Option<Task>, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Task, ScheduleInfo) + Send + Sync + 'static,
+{
+    let ctx = TaskContext::new();
+    let id = ctx.id();
+    let make = move |key: usize| {
+        let header = Header {
+            shared: shared.clone(),
+            id,
+            shard: shard as u32,
+            key,
+            aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+        };
+        let (runnable, task) = Builder::new()
+            .metadata(header)
+            .spawn(move |h: &Header| TaskFuture { future: Some(future), ctx, header: HeaderRef::new(h) }, WithInfo(schedule));
+        let waker = runnable.waker();
+        let addr = task.metadata().addr();
+        ((runnable, JoinHandle::new(task)), waker, addr)
+    };
+    if !register {
+        let ((runnable, join), _, _) = make(registry::UNREGISTERED);
+        return (Some(runnable), join);
+    }
+    match shared.registry.insert(shard, make) {
+        Ok((runnable, join)) => (Some(runnable), join),
+        Err(make) => {
+            // Shut down: the task is made and dropped at once (its future never runs).
+            let ((runnable, join), _, _) = make(registry::UNREGISTERED);
+            drop(runnable);
+            (None, join)
+        }
+    }
+}
+
+/// Yields to the scheduler once: the task goes to the back of its worker's queue, so the
+/// other tasks there run first. The returned future is `Send`.
+///
+/// ```
+/// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
+/// let t = framealloc_runtime::spawn(async {
+///     framealloc_runtime::yield_now().await;
+///     7
+/// });
+/// assert_eq!(t.await.unwrap(), 7);
+/// # });
+/// ```
+pub async fn yield_now() {
+    YieldNow { yielded: false }.await
+}
+
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        // Woken while running: the scheduler puts the task at the back of the queue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
