@@ -216,7 +216,8 @@ impl fmt::Debug for Builder {
 /// Dropping it shuts it down: tasks still alive are cancelled (their futures dropped on a
 /// runtime thread, their heaps released), the workers are joined, and running
 /// `spawn_blocking` jobs are waited for ([`shutdown_timeout`](Self::shutdown_timeout) bounds
-/// that wait).
+/// that wait). Dropped inside one of its own tasks, it joins the other workers but not the one
+/// it runs on (which exits once that poll returns), and does not wait for blocking jobs.
 pub struct Runtime {
     handle: Handle,
     workers: Vec<thread::JoinHandle<()>>,
@@ -296,14 +297,9 @@ impl Runtime {
 
     fn shutdown(&mut self, blocking_deadline: Option<Instant>) {
         let shared = &self.handle.shared;
+        // Dropped inside one of its own tasks: that worker cannot be joined from itself (it
+        // leaves its loop once the current poll returns), nor should it wait for blocking jobs.
         let on_own_worker = scheduler::with_current(|w| w.is_some_and(|w| Arc::ptr_eq(&w.shared, shared)));
-        if on_own_worker && !thread::panicking() {
-            panic!(
-                "a framealloc runtime was dropped on one of its own worker threads (inside one of \
-                 its tasks): it cannot join itself. Drop it outside the runtime, or move the drop \
-                 into `spawn_blocking`."
-            );
-        }
         shared.shutdown();
         let here = thread::current().id();
         for w in self.workers.drain(..) {
@@ -314,7 +310,7 @@ impl Runtime {
         }
         // Tasks a worker could not reach (woken from outside while the workers left).
         shared.drop_remaining_tasks();
-        shared.blocking.shutdown(blocking_deadline);
+        shared.blocking.shutdown(if on_own_worker { Some(Instant::now()) } else { blocking_deadline });
     }
 }
 
