@@ -35,7 +35,8 @@ type Callback = Arc<dyn Fn() + Send + Sync>;
 ///     .unwrap();
 /// let name = rt.block_on(rt.spawn(async { std::thread::current().name().map(str::to_owned) }));
 /// assert_eq!(name.unwrap().as_deref(), Some("game-worker"));
-/// assert!(started.load(Ordering::Relaxed) >= 2);
+/// drop(rt); // joins the workers
+/// assert_eq!(started.load(Ordering::Relaxed), 2);
 /// ```
 #[must_use = "a Builder does nothing until `build` is called"]
 pub struct Builder {
