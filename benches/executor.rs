@@ -1,0 +1,857 @@
+//! framealloc's runtime against tokio's multi-thread runtime and async-executor, on tokio's
+//! own scheduler benchmarks and on a request workload that allocates.
+//!
+//! Run with `cargo bench --bench executor` (criterion groups, then the paired comparison), or
+//! `cargo bench --bench executor -- paired` for the paired comparison alone.
+//!
+//! Every workload runs on three runtimes, each with two worker threads, built once per group
+//! in the same process:
+//!
+//! * `framealloc`: `framealloc::runtime::Runtime::builder().worker_threads(2)`, tasks spawned
+//!   with `Runtime::spawn` from outside and `framealloc::runtime::spawn` inside a task; every
+//!   task has a heap of its own (created when it first allocates).
+//! * `tokio`: `tokio::runtime::Builder::new_multi_thread().worker_threads(2)`, `Runtime::spawn`
+//!   from outside and `tokio::spawn` inside.
+//! * `async-executor`: a `static` `async_executor::Executor` run by two threads
+//!   (`futures_lite::future::block_on(EX.run(stop))`, the usual multi-threaded set-up), tasks
+//!   spawned with `EX.spawn` everywhere (and `.detach()`ed where the others drop the handle);
+//!   the bench thread waits with `futures_lite::future::block_on`.
+//!
+//! The workloads are those of tokio's `benches/rt_multi_threaded.rs`, with its constants:
+//!
+//! * `spawn_many_local`: one task spawns `NUM_SPAWN` = 10,000 empty tasks (from inside a task,
+//!   so onto its worker's own queue); each decrements a shared counter and the last one sends
+//!   on a `std::sync::mpsc` channel the bench thread waits on. (tokio's version spawns from
+//!   `block_on`, which on its multi-thread runtime is not a worker: here the spawner is a task,
+//!   as the name says.)
+//! * `spawn_many_remote_idle`: the bench thread spawns 10,000 empty tasks onto the idle
+//!   runtime, then awaits their join handles in `block_on`.
+//! * `yield_many`: 200 tasks spawned from outside, each yielding 1,000 times (the runtime's
+//!   own `yield_now`, `futures_lite::future::yield_now` on async-executor), then sending on an
+//!   mpsc channel; the bench thread receives 200 times.
+//! * `ping_pong`: one task spawns 1,000 tasks; each makes two oneshot channels, spawns a task
+//!   that awaits the first and sends on the second, sends on the first and awaits the second;
+//!   the last one done signals the bench thread. The channels are `futures::channel::oneshot`
+//!   on all three runtimes (tokio's uses its own oneshot), so only the runtimes differ.
+//! * `chained_spawn`: a chain of 1,000 tasks, each spawning the next; the last one signals.
+//!
+//! and a request workload:
+//!
+//! * `request`: `block_on` spawns 10,000 tasks and awaits them. Each task makes 64 byte
+//!   buffers, 16 each of 16, 64, 128 and 256 bytes (in that order, repeated), pushes one byte
+//!   into each, yields once, reads the bytes back (the task's result; the sum is checked) and
+//!   frees the buffers. The buffers are kept in an array inside the task's future. On
+//!   framealloc they come from the task's heap (`alloc.pool_vec_with_capacity::<u8>(n)`, with
+//!   the `SmartAlloc` the runtime was built with, a `static` here so that no case pays an
+//!   `Arc` clone per task); on tokio and async-executor from the system allocator
+//!   (`Vec::with_capacity`); a fourth case, `tokio+mimalloc`, runs tokio with
+//!   `allocator_api2::vec::Vec::with_capacity_in(n, Mi)` over `mimalloc::MiMalloc` (the
+//!   adapter of `benches/handlers`, copied).
+//!
+//! Each workload is a criterion group with the cases side by side (throughput: tasks).
+//!
+//! After the groups, a **paired comparison** (`paired`) runs the cases of each workload
+//! interleaved: `ROUNDS` rounds, each running every case once in turn (order rotated every
+//! round), a case being a batch of runs (enough for about 10 ms, after one untimed run). It
+//! prints per workload each case's median time and the median (with quartiles) of the
+//! per-round ratio peer time / framealloc time: above 1, framealloc was faster. A slow spell
+//! of the shared machine hits all cases alike, so these ratios are steadier than ones taken
+//! across separate criterion runs.
+//!
+//! It then measures the **memory of an idle task**: 100,000 tasks spawned from outside, each
+//! awaiting a `futures::channel::oneshot::Receiver<()>` (parked after its first poll); the
+//! resident set's growth (`/proc/self/statm`, resident pages times 4096) from just before the
+//! spawns to when all have been polled, divided by the number of tasks. The channels and the
+//! vectors holding their ends are made before the first reading, so what is counted is the
+//! task (its allocation and future, the runtime's records of it, queue blocks). Each runtime
+//! is measured in a child process of its own (this binary, started again), so that memory one
+//! runtime freed cannot be reused by the next and hide its cost. Then every oneshot is sent
+//! on and the tasks are awaited.
+//!
+//! Checks (correctness, not performance): every workload checks its own result (counters
+//! reaching zero, sums, join results); before timing, each case runs once with framealloc's
+//! statistics read around it (the request workload makes exactly 64 task-heap allocations a
+//! task on framealloc, and no other case or workload makes any, nor any thread-pool
+//! allocation); after every framealloc batch, criterion benchmark and idle-task measurement,
+//! `heaps_alive` and the task heaps' `live_bytes` are 0.
+//!
+//! Under `cargo test --benches` (criterion's test mode: no `--bench` argument) every count is
+//! small (a few hundred tasks, 2,000 idle ones) and the paired comparison runs two rounds of
+//! one run: a check that every case works, not a measurement.
+
+use allocator_api2::alloc::{AllocError, Allocator};
+use async_executor::Executor;
+use criterion::{criterion_group, Criterion, Throughput};
+use framealloc::SmartAlloc;
+use std::alloc::{GlobalAlloc, Layout};
+use std::future::Future;
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::{mpsc, Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Worker threads of every runtime.
+const WORKERS: usize = 2;
+/// Allocations per request task.
+const ALLOCS: usize = 64;
+/// The request buffers' sizes, repeated: 16 of each.
+const SIZES: [usize; 4] = [16, 64, 128, 256];
+/// Rounds of the paired comparison (outside test mode).
+const ROUNDS: usize = 15;
+/// Environment variable that makes this binary an idle-task-memory child: `<runtime>:<tasks>`.
+const IDLE_CHILD: &str = "FRAMEALLOC_EXECUTOR_BENCH_IDLE_CHILD";
+
+/// The workloads' sizes.
+#[derive(Clone, Copy, Debug)]
+struct Counts {
+    /// Tasks of `spawn_many_local` and `spawn_many_remote_idle` (tokio's `NUM_SPAWN`).
+    spawn: usize,
+    /// Tasks of `yield_many` (tokio's `TASKS`).
+    yield_tasks: usize,
+    /// Yields per `yield_many` task (tokio's `NUM_YIELD`).
+    yields: usize,
+    /// Pings of `ping_pong` (tokio's `NUM_PINGS`).
+    pings: usize,
+    /// Length of `chained_spawn`'s chain (tokio's `ITER`).
+    chain: usize,
+    /// Tasks of `request`.
+    requests: usize,
+    /// Idle tasks of the memory measurement.
+    idle: usize,
+}
+
+/// tokio's constants, and the request and idle-memory sizes.
+const FULL: Counts =
+    Counts { spawn: 10_000, yield_tasks: 200, yields: 1_000, pings: 1_000, chain: 1_000, requests: 10_000, idle: 100_000 };
+
+/// Test mode's (`cargo test --benches`): every case checked, quickly, in a debug build.
+const SMOKE: Counts = Counts { spawn: 500, yield_tasks: 20, yields: 50, pings: 100, chain: 100, requests: 500, idle: 2_000 };
+
+/// Whether criterion is in test mode (`cargo bench` passes `--bench`, `cargo test` does not).
+fn smoke() -> bool {
+    static SMOKE_MODE: OnceLock<bool> = OnceLock::new();
+    *SMOKE_MODE.get_or_init(|| !std::env::args().any(|a| a == "--bench"))
+}
+
+/// The counts of this run.
+fn counts() -> Counts {
+    if smoke() {
+        SMOKE
+    } else {
+        FULL
+    }
+}
+
+/// The `SmartAlloc` every framealloc runtime here is built with and the request tasks
+/// allocate from.
+static ALLOC: LazyLock<SmartAlloc> = LazyLock::new(|| SmartAlloc::new(Default::default()));
+
+/// The async-executor of every async-executor case (run by the threads of an [`AsyncEx`]).
+static EX: Executor<'static> = Executor::new();
+
+/// mimalloc as an `allocator-api2` allocator (as in `benches/handlers`).
+#[derive(Clone, Copy)]
+struct Mi;
+
+// SAFETY: blocks come from mimalloc with their layout and stay valid until `deallocate`;
+// zero-sized requests get a dangling, aligned pointer and are never passed to mimalloc.
+unsafe impl Allocator for Mi {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            // Alignment is a non-zero power of two: a valid dangling address.
+            let p = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(p, 0));
+        }
+        // SAFETY: `layout` has a non-zero size.
+        let p = unsafe { GlobalAlloc::alloc(&mimalloc::MiMalloc, layout) };
+        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: `ptr` came from `allocate` with this non-zero `layout` (caller).
+            unsafe { GlobalAlloc::dealloc(&mimalloc::MiMalloc, ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+/// What the workloads need of a runtime.
+trait Exec: Sync + 'static {
+    /// A task's join handle.
+    type Handle<T: Send + 'static>: Send + 'static;
+
+    /// Spawns from outside the runtime (the bench thread).
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Spawns from inside one of the runtime's tasks (or its `block_on`).
+    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Lets the task run on without a handle.
+    fn detach<T: Send + 'static>(h: Self::Handle<T>);
+
+    /// The task's output.
+    fn join<T: Send + 'static>(h: Self::Handle<T>) -> impl Future<Output = T> + Send;
+
+    /// Runs `f` on the bench thread to completion (the runtime's `block_on`).
+    fn block_on<F: Future>(&self, f: F) -> F::Output;
+
+    /// Yields to the scheduler once.
+    fn yield_now() -> impl Future<Output = ()> + Send;
+}
+
+impl Exec for framealloc::runtime::Runtime {
+    type Handle<T: Send + 'static> = framealloc::runtime::JoinHandle<T>;
+
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        framealloc::runtime::Runtime::spawn(self, f)
+    }
+
+    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        framealloc::runtime::spawn(f)
+    }
+
+    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
+        drop(h);
+    }
+
+    async fn join<T: Send + 'static>(h: Self::Handle<T>) -> T {
+        h.await.expect("task completed")
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        framealloc::runtime::Runtime::block_on(self, f)
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        framealloc::runtime::yield_now()
+    }
+}
+
+impl Exec for tokio::runtime::Runtime {
+    type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
+
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::runtime::Runtime::spawn(self, f)
+    }
+
+    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(f)
+    }
+
+    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
+        drop(h);
+    }
+
+    async fn join<T: Send + 'static>(h: Self::Handle<T>) -> T {
+        h.await.expect("task completed")
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        tokio::runtime::Runtime::block_on(self, f)
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+/// `WORKERS` threads running [`EX`] until dropped.
+struct AsyncEx {
+    stops: Vec<futures::channel::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl AsyncEx {
+    fn new() -> Self {
+        let (mut stops, mut threads) = (Vec::new(), Vec::new());
+        for i in 0..WORKERS {
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            stops.push(tx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("async-executor-{i}"))
+                    .spawn(move || {
+                        futures_lite::future::block_on(EX.run(async move {
+                            let _ = rx.await;
+                        }))
+                    })
+                    .expect("thread started"),
+            );
+        }
+        Self { stops, threads }
+    }
+}
+
+impl Drop for AsyncEx {
+    fn drop(&mut self) {
+        for tx in self.stops.drain(..) {
+            let _ = tx.send(());
+        }
+        for t in self.threads.drain(..) {
+            t.join().expect("async-executor thread ended normally");
+        }
+    }
+}
+
+impl Exec for AsyncEx {
+    type Handle<T: Send + 'static> = async_executor::Task<T>;
+
+    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        EX.spawn(f)
+    }
+
+    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        EX.spawn(f)
+    }
+
+    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
+        h.detach();
+    }
+
+    fn join<T: Send + 'static>(h: Self::Handle<T>) -> impl Future<Output = T> + Send {
+        h
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        futures_lite::future::block_on(f)
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        futures_lite::future::yield_now()
+    }
+}
+
+/// tokio's `spawn_many_local`, the spawner a task.
+fn spawn_many_local<E: Exec>(rt: &E, n: usize) {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let rem = Arc::new(AtomicUsize::new(n));
+    let left = rem.clone();
+    E::detach(rt.spawn(async move {
+        for _ in 0..n {
+            let tx = tx.clone();
+            let rem = rem.clone();
+            E::detach(E::spawn_in(async move {
+                if rem.fetch_sub(1, Relaxed) == 1 {
+                    tx.send(()).unwrap();
+                }
+            }));
+        }
+    }));
+    rx.recv().expect("the last task signalled");
+    assert_eq!(left.load(Relaxed), 0);
+}
+
+/// tokio's `spawn_many_remote_idle`.
+fn spawn_many_remote_idle<E: Exec>(rt: &E, n: usize) {
+    let handles: Vec<_> = (0..n).map(|_| rt.spawn(async { 1u64 })).collect();
+    let sum = rt.block_on(async {
+        let mut sum = 0;
+        for h in handles {
+            sum += E::join(h).await;
+        }
+        sum
+    });
+    assert_eq!(sum, n as u64);
+}
+
+/// tokio's `yield_many`.
+fn yield_many<E: Exec>(rt: &E, tasks: usize, yields: usize) {
+    let (tx, rx) = mpsc::sync_channel(tasks);
+    for _ in 0..tasks {
+        let tx = tx.clone();
+        E::detach(rt.spawn(async move {
+            let mut n = 0;
+            for _ in 0..yields {
+                E::yield_now().await;
+                n += 1;
+            }
+            tx.send(n).unwrap();
+        }));
+    }
+    for _ in 0..tasks {
+        assert_eq!(rx.recv().expect("a task finished"), yields);
+    }
+}
+
+/// tokio's `ping_pong`, with `futures::channel::oneshot`.
+fn ping_pong<E: Exec>(rt: &E, pings: usize) {
+    use futures::channel::oneshot;
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let rem = Arc::new(AtomicUsize::new(pings));
+    let left = rem.clone();
+    E::detach(rt.spawn(async move {
+        for _ in 0..pings {
+            let rem = rem.clone();
+            let done_tx = done_tx.clone();
+            E::detach(E::spawn_in(async move {
+                let (tx1, rx1) = oneshot::channel::<()>();
+                let (tx2, rx2) = oneshot::channel::<()>();
+                E::detach(E::spawn_in(async move {
+                    rx1.await.unwrap();
+                    tx2.send(()).unwrap();
+                }));
+                tx1.send(()).unwrap();
+                rx2.await.unwrap();
+                if rem.fetch_sub(1, Relaxed) == 1 {
+                    done_tx.send(()).unwrap();
+                }
+            }));
+        }
+    }));
+    done_rx.recv().expect("the last ping signalled");
+    assert_eq!(left.load(Relaxed), 0);
+}
+
+/// tokio's `chained_spawn`.
+fn chained_spawn<E: Exec>(rt: &E, depth: usize) {
+    fn link<E: Exec>(done: mpsc::SyncSender<usize>, n: usize, depth: usize) {
+        if n == depth {
+            done.send(n).unwrap();
+        } else {
+            E::detach(E::spawn_in(async move { link::<E>(done, n + 1, depth) }));
+        }
+    }
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    E::detach(rt.spawn(async move { link::<E>(done_tx, 0, depth) }));
+    assert_eq!(done_rx.recv().expect("the chain ended"), depth);
+}
+
+/// One request: `ALLOCS` buffers made with `$make(capacity)`, a byte pushed into each, held
+/// across one yield of runtime `$e`, read back (the result: `ALLOCS * 7`) and freed.
+macro_rules! request_body {
+    ($e:ty, $make:expr) => {{
+        let held: [_; ALLOCS] = std::array::from_fn(|i| {
+            let mut v = $make(SIZES[i % SIZES.len()]);
+            v.push(7u8);
+            v
+        });
+        <$e>::yield_now().await;
+        black_box(&held).iter().map(|v| u64::from(v[0])).sum::<u64>()
+    }};
+}
+
+/// A request on the system allocator.
+async fn request_system<E: Exec>() -> u64 {
+    request_body!(E, Vec::<u8>::with_capacity)
+}
+
+/// A request on mimalloc.
+async fn request_mimalloc<E: Exec>() -> u64 {
+    request_body!(E, |n| allocator_api2::vec::Vec::<u8, Mi>::with_capacity_in(n, Mi))
+}
+
+/// A request on the task's heap (framealloc's runtime).
+async fn request_pool<E: Exec>() -> u64 {
+    let alloc: &SmartAlloc = &ALLOC;
+    request_body!(E, |n| alloc.pool_vec_with_capacity::<u8>(n))
+}
+
+/// `n` request tasks spawned from `block_on`, awaited, their sum checked.
+fn request<E: Exec, Fut>(rt: &E, n: usize, handler: fn() -> Fut)
+where
+    Fut: Future<Output = u64> + Send + 'static,
+{
+    let sum = rt.block_on(async {
+        let handles: Vec<_> = (0..n).map(|_| E::spawn_in(handler())).collect();
+        let mut sum = 0;
+        for h in handles {
+            sum += E::join(h).await;
+        }
+        sum
+    });
+    assert_eq!(sum, (n * ALLOCS * 7) as u64);
+}
+
+/// A workload of the bench.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Workload {
+    SpawnManyLocal,
+    SpawnManyRemoteIdle,
+    YieldMany,
+    PingPong,
+    ChainedSpawn,
+    Request,
+}
+
+impl Workload {
+    const ALL: [Workload; 6] = [
+        Workload::SpawnManyLocal,
+        Workload::SpawnManyRemoteIdle,
+        Workload::YieldMany,
+        Workload::PingPong,
+        Workload::ChainedSpawn,
+        Workload::Request,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::SpawnManyLocal => "spawn_many_local",
+            Workload::SpawnManyRemoteIdle => "spawn_many_remote_idle",
+            Workload::YieldMany => "yield_many",
+            Workload::PingPong => "ping_pong",
+            Workload::ChainedSpawn => "chained_spawn",
+            Workload::Request => "request",
+        }
+    }
+
+    /// Tasks (for `yield_many`: yields) per run: the throughput's elements.
+    fn elements(self, c: &Counts) -> u64 {
+        (match self {
+            Workload::SpawnManyLocal | Workload::SpawnManyRemoteIdle => c.spawn,
+            Workload::YieldMany => c.yield_tasks * c.yields,
+            Workload::PingPong => c.pings * 2,
+            Workload::ChainedSpawn => c.chain,
+            Workload::Request => c.requests,
+        }) as u64
+    }
+
+    /// What a run is, for the paired comparison's heading.
+    fn describe(self, c: &Counts) -> String {
+        match self {
+            Workload::SpawnManyLocal | Workload::SpawnManyRemoteIdle => format!("{} tasks", c.spawn),
+            Workload::YieldMany => format!("{} tasks x {} yields", c.yield_tasks, c.yields),
+            Workload::PingPong => format!("{} pings", c.pings),
+            Workload::ChainedSpawn => format!("chain of {}", c.chain),
+            Workload::Request => format!("{} tasks x {ALLOCS} allocations", c.requests),
+        }
+    }
+}
+
+/// Where the request workload's buffers come from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Memory {
+    System,
+    Mimalloc,
+    TaskHeap,
+}
+
+/// Runs workload `w` once on `rt`.
+fn run<E: Exec>(rt: &E, w: Workload, c: &Counts, memory: Memory) {
+    match w {
+        Workload::SpawnManyLocal => spawn_many_local(rt, c.spawn),
+        Workload::SpawnManyRemoteIdle => spawn_many_remote_idle(rt, c.spawn),
+        Workload::YieldMany => yield_many(rt, c.yield_tasks, c.yields),
+        Workload::PingPong => ping_pong(rt, c.pings),
+        Workload::ChainedSpawn => chained_spawn(rt, c.chain),
+        Workload::Request => match memory {
+            Memory::System => request(rt, c.requests, request_system::<E>),
+            Memory::Mimalloc => request(rt, c.requests, request_mimalloc::<E>),
+            Memory::TaskHeap => request(rt, c.requests, request_pool::<E>),
+        },
+    }
+}
+
+/// The three runtimes of a group.
+struct Runtimes {
+    framealloc: framealloc::runtime::Runtime,
+    tokio: tokio::runtime::Runtime,
+    async_ex: AsyncEx,
+}
+
+impl Runtimes {
+    fn new() -> Self {
+        Self { framealloc: framealloc_runtime(), tokio: tokio_runtime(), async_ex: AsyncEx::new() }
+    }
+}
+
+fn framealloc_runtime() -> framealloc::runtime::Runtime {
+    framealloc::runtime::Runtime::builder().worker_threads(WORKERS).alloc(&ALLOC).build().expect("runtime built")
+}
+
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).enable_all().build().expect("runtime built")
+}
+
+/// The case every ratio is taken against.
+const OURS: &str = "framealloc";
+
+/// One case of a workload: a name and a function running the workload once.
+type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+/// The cases of workload `w` (framealloc first; `tokio+mimalloc` for `request` only).
+fn cases<'a>(rts: &'a Runtimes, w: Workload, c: Counts) -> Vec<Case<'a>> {
+    let mut cases: Vec<Case<'a>> = vec![
+        (OURS, Box::new(move || run(&rts.framealloc, w, &c, Memory::TaskHeap))),
+        ("tokio", Box::new(move || run(&rts.tokio, w, &c, Memory::System))),
+        ("async-executor", Box::new(move || run(&rts.async_ex, w, &c, Memory::System))),
+    ];
+    if w == Workload::Request {
+        cases.push(("tokio+mimalloc", Box::new(move || run(&rts.tokio, w, &c, Memory::Mimalloc))));
+    }
+    cases
+}
+
+/// No task heap is alive and no task-heap memory is in use.
+fn assert_heaps_released() {
+    let s = ALLOC.stats();
+    assert_eq!((s.heaps_alive, s.task.live_bytes), (0, 0), "task heaps left after a case: {s:?}");
+}
+
+/// Runs every case once with framealloc's statistics read around it: only framealloc's
+/// request workload allocates in task heaps, exactly `ALLOCS` blocks a task; nothing
+/// allocates in a thread's pool.
+fn verify(cases: &[Case], w: Workload, c: &Counts) {
+    for (name, run) in cases {
+        let before = ALLOC.stats();
+        run();
+        let after = ALLOC.stats();
+        assert_heaps_released();
+        let expect = if *name == OURS && w == Workload::Request { (c.requests * ALLOCS) as u64 } else { 0 };
+        assert_eq!(after.task.allocations - before.task.allocations, expect, "{} {name}: {after:?}", w.name());
+        assert_eq!(after.pool.allocations, 0, "{} {name}: {after:?}", w.name());
+    }
+}
+
+/// One criterion group per workload, the cases side by side.
+fn groups(c: &mut Criterion) {
+    let counts = counts();
+    for w in Workload::ALL {
+        let rts = Runtimes::new();
+        let cases = cases(&rts, w, counts);
+        verify(&cases, w, &counts);
+        let mut g = c.benchmark_group(w.name());
+        g.throughput(Throughput::Elements(w.elements(&counts)));
+        g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+        for (name, run) in &cases {
+            g.bench_function(*name, |b| b.iter(run));
+            assert_heaps_released();
+        }
+        g.finish();
+    }
+}
+
+/// The 25th, 50th and 75th percentiles of `v`.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
+}
+
+/// Time in the most readable unit.
+fn show(secs: f64) -> String {
+    if secs >= 1e-3 {
+        format!("{:.2} ms", secs * 1e3)
+    } else {
+        format!("{:.1} us", secs * 1e6)
+    }
+}
+
+/// The paired comparison (see the module docs), then the idle-task memory.
+fn paired() {
+    let smoke = smoke();
+    let counts = counts();
+    let rounds = if smoke { 2 } else { ROUNDS };
+    let note = if smoke { "; a smoke run, not a measurement" } else { "" };
+    let rts = Runtimes::new();
+    println!("\npaired comparison, {WORKERS} workers each, {rounds} rounds{note} (ratios: peer time / framealloc time, median and quartiles of the per-round ratios):");
+    for w in Workload::ALL {
+        let cases = cases(&rts, w, counts);
+        verify(&cases, w, &counts);
+        // Runs per batch: about 10 ms of framealloc's case.
+        let batch = if smoke {
+            1
+        } else {
+            let start = Instant::now();
+            (cases[0].1)();
+            let once = start.elapsed().as_secs_f64();
+            ((0.01 / once).ceil() as u32).clamp(1, 100)
+        };
+        assert_heaps_released();
+        let mut times = vec![Vec::with_capacity(rounds); cases.len()];
+        for round in 0..rounds {
+            for k in 0..cases.len() {
+                let i = (round + k) % cases.len();
+                (cases[i].1)(); // untimed: the case starts warm, whatever ran before it
+                let start = Instant::now();
+                for _ in 0..batch {
+                    (cases[i].1)();
+                }
+                times[i].push(start.elapsed().as_secs_f64() / f64::from(batch));
+                assert_heaps_released();
+            }
+        }
+        let ours = cases.iter().position(|c| c.0 == OURS).expect("case present");
+        let mut line = format!(
+            "  {:<23} ({}, batches of {batch}): {OURS} {}",
+            w.name(),
+            w.describe(&counts),
+            show(quartiles(times[ours].clone()).1)
+        );
+        for (i, (name, _)) in cases.iter().enumerate() {
+            if i == ours {
+                continue;
+            }
+            let ratios = times[i].iter().zip(&times[ours]).map(|(t, o)| t / o).collect();
+            let (q1, r, q3) = quartiles(ratios);
+            line += &format!(
+                " | {name} {}, {name}/ours = {r:.2}x ({q1:.2}-{q3:.2})",
+                show(quartiles(times[i].clone()).1)
+            );
+        }
+        println!("{line}");
+    }
+    drop(rts);
+    idle_memory(counts.idle);
+}
+
+/// The idle-task memory of each runtime, each measured in a child process.
+fn idle_memory(n: usize) {
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    let mut results = Vec::new();
+    for which in [OURS, "tokio", "async-executor"] {
+        let out = std::process::Command::new(&exe)
+            .env(IDLE_CHILD, format!("{which}:{n}"))
+            .output()
+            .expect("idle-memory child started");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "idle-memory child for {which} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let bytes = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("idle_bytes_per_task "))
+            .map(|v| v.trim().parse::<f64>().expect("a number"));
+        results.push((which, bytes));
+    }
+    let note = if smoke() { "; a smoke run, not a measurement" } else { "" };
+    let Some(ours) = results[0].1 else {
+        println!("\nidle task memory: /proc/self/statm unavailable, not measured");
+        return;
+    };
+    let mut line = format!("\nidle task memory ({n} tasks parked on a oneshot, resident set growth per task{note}): {OURS} {ours:.0} B");
+    for (which, bytes) in &results[1..] {
+        if let Some(b) = bytes {
+            line += &format!(" | {which} {b:.0} B, {which}/ours = {:.2}x", b / ours);
+        }
+    }
+    println!("{line}");
+}
+
+/// Resident set size in bytes (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Idle tasks that have been polled once.
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+/// Idle tasks that have ended.
+static DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits until `counter` reaches `n`.
+fn wait_for(counter: &AtomicUsize, n: usize) {
+    let start = Instant::now();
+    while counter.load(Acquire) < n {
+        assert!(start.elapsed() < Duration::from_secs(120), "tasks stuck: {} of {n}", counter.load(Acquire));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The child's part: `n` idle tasks on `rt`; prints the bytes per task.
+fn idle_tasks<E: Exec>(rt: &E, n: usize) {
+    use futures::channel::oneshot;
+    // Warm-up: worker threads, their stacks and thread-locals all in use once.
+    for _ in 0..4 {
+        let handles: Vec<_> = (0..64).map(|_| rt.spawn(async { E::yield_now().await })).collect();
+        rt.block_on(async {
+            for h in handles {
+                E::join(h).await;
+            }
+        });
+    }
+    let (mut senders, mut receivers) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let (tx, rx) = oneshot::channel::<()>();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let before = resident_bytes();
+    for rx in receivers.drain(..) {
+        E::detach(rt.spawn(async move {
+            STARTED.fetch_add(1, Release);
+            rx.await.expect("sent");
+            DONE.fetch_add(1, Release);
+        }));
+    }
+    wait_for(&STARTED, n);
+    let after = resident_bytes();
+    if let (Some(before), Some(after)) = (before, after) {
+        println!("idle_bytes_per_task {}", after.saturating_sub(before) as f64 / n as f64);
+    }
+    for tx in senders {
+        tx.send(()).expect("task waiting");
+    }
+    wait_for(&DONE, n);
+    drop(receivers);
+}
+
+/// The idle-memory child process: `spec` is `<runtime>:<tasks>`.
+fn idle_child(spec: &str) {
+    let (which, n) = spec.split_once(':').expect("<runtime>:<tasks>");
+    let n: usize = n.parse().expect("a task count");
+    match which {
+        OURS => {
+            let rt = framealloc_runtime();
+            idle_tasks(&rt, n);
+            drop(rt);
+            assert_heaps_released();
+        }
+        "tokio" => idle_tasks(&tokio_runtime(), n),
+        "async-executor" => idle_tasks(&AsyncEx::new(), n),
+        other => panic!("unknown runtime {other}"),
+    }
+}
+
+criterion_group!(benches, groups);
+
+fn main() {
+    // Put glibc's malloc in a long-running process's state (see `benches/handlers`'s
+    // `settle_system_allocator`): one large block, mmapped and freed, raises its trim
+    // threshold, so batches of tasks do not hand the heap's top back and fault it in again.
+    drop(black_box(Vec::<u8>::with_capacity(4 << 20)));
+    if let Ok(spec) = std::env::var(IDLE_CHILD) {
+        idle_child(&spec);
+        return;
+    }
+    // A name filter on the command line that does not ask for "paired" skips the comparison;
+    // the filter "paired" skips the criterion groups (which would build their runtimes and
+    // check their cases before criterion filters them out).
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref() != Some("paired") {
+        benches();
+    }
+    if filter.as_deref().is_none_or(|f| "paired".contains(f) || f.contains("paired")) {
+        paired();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
