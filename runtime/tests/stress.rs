@@ -169,7 +169,8 @@ fn run(seed: u64, workers: usize, roots: usize, depth: u32) {
         t.detached.load(Ordering::SeqCst),
     );
     assert_eq!(s, c + p + x + d, "seed {seed}: every task joined once or detached");
-    assert!(c > 0 && p + x > 0, "seed {seed}: the mix has completions and failures ({c}, {p}, {x})");
+    // The full-size runs must exercise both outcomes (the Miri runs are too small to).
+    assert!(cfg!(miri) || (c > 0 && p + x > 0), "seed {seed}: the mix has completions and failures ({c}, {p}, {x})");
     let m = rt.metrics();
     assert_eq!(m.tasks_alive, 0, "seed {seed}");
     assert_eq!(m.tasks_spawned, s, "seed {seed}");
