@@ -41,7 +41,7 @@ fn spawn_from_inside_tasks_and_join_there() {
     let m = rt.metrics();
     assert_eq!(m.tasks_spawned, 1 + 2 * n);
     assert_eq!(m.tasks_alive, 0);
-    assert!(m.polls >= 1 + 2 * n, "every task polled at least once: {m:?}");
+    assert!(m.polls > 2 * n, "every task (2n + 1) polled at least once: {m:?}");
 }
 
 #[test]

@@ -1,19 +1,26 @@
-//! Tasks: one `async-task` allocation per task, holding a [`Header`] (its runtime, id,
-//! registry key and abort flag), the schedule hook, and the future wrapped in a
-//! [`TaskFuture`] that gives it a heap of its own.
+//! Tasks: [`JoinHandle`], [`AbortHandle`], [`JoinError`], task [`Id`]s, and the cooperative
+//! helpers [`yield_now`] and [`consume_budget`].
 //!
-//! Every poll of a task, and the drop of its future, runs inside the task's
-//! [`TaskContext`]: `alloc.pool_*` there uses the task's heap, a `TaskAlloc` made there is
-//! owned by the task, and `frame_*` panics (FA701). When the future completes, panics or is
-//! dropped (abort, shutdown), the wrapper drops it as the task, releases the heap and
-//! deregisters the task, all before the output is published: a `JoinHandle` that sees the
-//! output sees the heap gone.
-//!
-//! A panic in the future is caught in the wrapper and becomes the task's output
-//! (`Err(payload)`, a [`JoinError`] for whoever joins), so it never unwinds into a worker.
-//!
-//! The task layer knows its runtime only as the header's `Arc<Shared>`: the schedule hook
-//! and the registry live there.
+//! Every task owns a framealloc heap: `alloc.pool_*` inside it allocates there, and the heap
+//! is released when the task completes, panics or is cancelled, before its output reaches
+//! the `JoinHandle`.
+
+// Tasks: one `async-task` allocation per task, holding a `Header` (its runtime, id,
+// registry key and abort flag), the schedule hook, and the future wrapped in a
+// `TaskFuture` that gives it a heap of its own.
+//
+// Every poll of a task, and the drop of its future, runs inside the task's
+// `TaskContext`: `alloc.pool_*` there uses the task's heap, a `TaskAlloc` made there is
+// owned by the task, and `frame_*` panics (FA701). When the future completes, panics or is
+// dropped (abort, shutdown), the wrapper drops it as the task, releases the heap and
+// deregisters the task, all before the output is published: a `JoinHandle` that sees the
+// output sees the heap gone.
+//
+// A panic in the future is caught in the wrapper and becomes the task's output
+// (`Err(payload)`, a `JoinError` for whoever joins), so it never unwinds into a worker.
+//
+// The task layer knows its runtime only as the header's `Arc<Shared>`: the schedule hook
+// and the registry live there.
 
 mod join;
 pub(crate) mod registry;
