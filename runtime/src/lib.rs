@@ -93,10 +93,12 @@ where
     F: core::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match scheduler::with_current(|w| w.map(|w| w.shared.clone())) {
-        Some(shared) => shared.spawn(future),
+    let mut future = Some(future);
+    let spawned = scheduler::with_current(|w| w.map(|w| w.shared.spawn(future.take().expect("spawned once"))));
+    match spawned {
+        Some(join) => join,
         None => context::with_current(|h| match h {
-            Some(h) => h.spawn(future),
+            Some(h) => h.spawn(future.take().expect("spawned once")),
             None => panic!("`framealloc_runtime::spawn` {NO_RUNTIME}"),
         }),
     }

@@ -4,18 +4,19 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use framealloc_alloc::AllocStats;
 
 /// A counter written by one thread (its worker) and read by any: an increment is a plain
-/// load and store, no read-modify-write.
+/// load and store, no read-modify-write. Release and acquire, so that a reader that sees a
+/// count also sees what happened before it (a task's spawn before its finish).
 #[derive(Debug, Default)]
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
     #[inline]
     pub(crate) fn bump(&self) {
-        self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 }
 
@@ -26,6 +27,8 @@ pub(crate) struct WorkerStats {
     pub(crate) steals: Counter,
     pub(crate) parks: Counter,
     pub(crate) spawns: Counter,
+    /// Tasks whose future went away on this worker.
+    pub(crate) finished: Counter,
 }
 
 /// A snapshot of a runtime's counters and of its allocator's task figures.
@@ -39,8 +42,10 @@ pub struct RuntimeMetrics {
     pub workers: usize,
     /// Tasks spawned (not counting `spawn_blocking` tasks).
     pub tasks_spawned: u64,
-    /// Spawned tasks whose future is still alive (pending, queued or running).
+    /// Spawned tasks whose future is still alive (queued, running or waiting).
     pub tasks_alive: u64,
+    /// Tasks waiting for a wake-up now (registered so that shutdown can reach them).
+    pub tasks_waiting: u64,
     /// Task polls by the workers.
     pub polls: u64,
     /// Successful steals from another worker's queue.
@@ -66,10 +71,15 @@ impl RuntimeMetrics {
     pub(crate) fn collect(shared: &crate::scheduler::Shared) -> Self {
         let sum = |f: fn(&WorkerStats) -> &Counter| shared.stats.iter().map(|s| f(s).get()).sum::<u64>();
         let blocking = shared.blocking.counts();
+        // Finished first: every finish it counts happened after its spawn, which the spawn
+        // counts read next then include, so `alive` is never understated.
+        let finished = sum(|s| &s.finished) + shared.external_finished.load(Ordering::Acquire);
+        let spawned = sum(|s| &s.spawns) + shared.external_spawns.load(Ordering::Acquire);
         Self {
             workers: shared.workers(),
-            tasks_spawned: sum(|s| &s.spawns) + shared.external_spawns.load(Ordering::Relaxed),
-            tasks_alive: shared.registry.len() as u64,
+            tasks_spawned: spawned,
+            tasks_alive: spawned.saturating_sub(finished),
+            tasks_waiting: shared.registry.len() as u64,
             polls: sum(|s| &s.polls),
             steals: sum(|s| &s.steals),
             parks: sum(|s| &s.parks),

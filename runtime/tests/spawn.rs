@@ -204,3 +204,35 @@ fn futures_are_send_and_handles_are_send_sync_unpin() {
     send_sync_unpin::<Runtime>();
     let _ = SmartAlloc::new(Default::default());
 }
+
+#[test]
+fn metrics_count_alive_and_waiting_tasks() {
+    let alloc = SmartAlloc::new(Default::default());
+    let rt = common::runtime(2, &alloc);
+    let n = scaled(20, 3);
+    let gates: Vec<Gate> = (0..n).map(|_| Gate::new()).collect();
+    let hs: Vec<_> = gates
+        .iter()
+        .map(|g| {
+            let (g, a) = (g.clone(), alloc.clone());
+            rt.spawn(async move {
+                let _b = a.pool_box(1u16);
+                g.wait().await;
+            })
+        })
+        .collect();
+    common::wait_until("every task waits", 10, || gates.iter().all(Gate::has_waiter));
+    let m = rt.metrics();
+    assert_eq!((m.tasks_spawned, m.tasks_alive, m.tasks_waiting), (n as u64, n as u64, n as u64), "{m:?}");
+    assert_eq!(m.alloc.heaps_alive, n as u64);
+    assert_eq!(m.alloc.task.live_bytes, 2 * n as u64);
+    for g in &gates {
+        g.open();
+    }
+    for h in hs {
+        rt.block_on(h).unwrap();
+    }
+    let m = rt.metrics();
+    assert_eq!((m.tasks_alive, m.tasks_waiting, m.alloc.heaps_alive), (0, 0, 0), "{m:?}");
+    assert_eq!(m.workers, 2);
+}

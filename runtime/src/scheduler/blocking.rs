@@ -193,10 +193,8 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (task, join) = task::spawn(shared, 0, false, BlockingFn(Some(f)), schedule_blocking);
-    if let Some(task) = task {
-        shared.blocking.push(shared, task);
-    }
+    let (task, join) = task::spawn(shared, true, BlockingFn(Some(f)), schedule_blocking);
+    shared.blocking.push(shared, task);
     join
 }
 

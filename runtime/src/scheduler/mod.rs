@@ -4,7 +4,7 @@
 //! Where a task goes:
 //!
 //! * **spawned on a worker** of this runtime: the back of that worker's local queue (no lock,
-//!   no shared write but the registry shard the worker owns);
+//!   no shared write);
 //! * **woken on a worker** (one task waking another): that worker's LIFO slot, run right after
 //!   the current task (messages between two tasks stay hot in cache); the task it displaces
 //!   goes to the back of the local queue. A task that wakes *itself* (`yield_now`, a spent
@@ -16,7 +16,8 @@
 //!
 //! Shutdown ([`Shared::shutdown`]): a flag stops every worker at its next turn; each drops the
 //! tasks in its LIFO slot and local queue, then the injector's, then wakes every task still
-//! registered (the ones waiting for a wake-up that would never come). From then on the
+//! registered (every task that waits for a wake-up registers itself: see `task::registry`).
+//! From then on the
 //! schedule hook drops a woken task instead of queueing it, so each of those futures is dropped
 //! on the thread that drains the registry, a worker. Spawns after shutdown make a task that is
 //! cancelled at once.
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
     /// Spawns from threads that are not this runtime's workers.
     pub(crate) external_spawns: AtomicU64,
+    /// Tasks whose future went away on threads that are not this runtime's workers.
+    pub(crate) external_finished: AtomicU64,
     shutdown: AtomicBool,
     /// The allocator the runtime reports on (`Runtime::metrics`).
     pub(crate) alloc: SmartAlloc,
@@ -87,6 +90,7 @@ impl Shared {
             blocking,
             stats: (0..workers).map(|_| CachePadded::new(WorkerStats::default())).collect(),
             external_spawns: AtomicU64::new(0),
+            external_finished: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             alloc,
             spawn_thread,
@@ -103,30 +107,48 @@ impl Shared {
     }
 
     /// Spawns `future` as a task of this runtime: onto the calling worker's queue if the caller
-    /// is one of this runtime's workers, else onto the injector.
+    /// is one of this runtime's workers, else onto the injector. After shutdown the task is
+    /// dropped at once (its handle reports it cancelled).
     pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let (task, join) = task::spawn(self, false, future, schedule);
         with_current(|w| match w.filter(|w| Arc::ptr_eq(&w.shared, self)) {
             Some(w) => {
-                let (task, join) = task::spawn(self, w.index, true, future, schedule);
-                w.count_spawn();
-                if let Some(task) = task {
-                    w.push_spawned(task);
-                }
-                join
+                w.stats().spawns.bump();
+                w.push_spawned(task);
             }
             None => {
-                let (task, join) = task::spawn(self, self.registry.external_shard(), true, future, schedule);
-                self.external_spawns.fetch_add(1, Ordering::Relaxed);
-                if let Some(task) = task {
+                self.external_spawns.fetch_add(1, Ordering::Release);
+                if self.is_shutdown() {
+                    drop(task);
+                } else {
                     self.push_remote(task);
                 }
-                join
             }
+        });
+        join
+    }
+
+    /// The registry shard for a task that starts waiting on this thread: the worker's own, or
+    /// the one for other threads.
+    pub(crate) fn registry_shard(self: &Arc<Self>) -> usize {
+        with_current(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, self) => w.index,
+            _ => self.registry.external_shard(),
         })
+    }
+
+    /// Counts a task whose future is gone (for `tasks_alive`).
+    pub(crate) fn count_finished(self: &Arc<Self>) {
+        with_current(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, self) => w.stats().finished.bump(),
+            _ => {
+                self.external_finished.fetch_add(1, Ordering::Release);
+            }
+        });
     }
 
     /// Queues `task` on the injector and wakes a worker for it.

@@ -81,7 +81,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Deque<Task>, 
 }
 
 impl Worker {
-    fn stats(&self) -> &crate::metrics::WorkerStats {
+    pub(crate) fn stats(&self) -> &crate::metrics::WorkerStats {
         &self.shared.stats[self.index]
     }
 
@@ -213,13 +213,13 @@ impl Worker {
         self.shared.drop_remaining_tasks();
     }
 
-    pub(crate) fn count_spawn(&self) {
-        self.stats().spawns.bump();
-    }
-
     /// A task spawned on this worker: the back of the local queue.
     #[inline]
     pub(crate) fn push_spawned(&self, task: Task) {
+        if self.shared.is_shutdown() {
+            drop(task);
+            return;
+        }
         self.local.push(task);
         self.notify_if_not_searching();
     }

@@ -8,6 +8,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::any::Any;
 use std::sync::Mutex;
+use std::task::Waker;
 
 /// A task's id: unique among the tasks of the process (the number framealloc's error
 /// messages name as "task N").
@@ -46,12 +47,14 @@ impl fmt::Display for Id {
 pub struct JoinHandle<T> {
     task: Option<FallibleTask<Outcome<T>, Header>>,
     header: HeaderRef,
+    /// The task's waker, to wake it when it is aborted.
+    waker: Waker,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Outcome<T>, Header>) -> Self {
+    pub(crate) fn new(task: async_task::Task<Outcome<T>, Header>, waker: Waker) -> Self {
         let header = HeaderRef::new(task.metadata());
-        Self { task: Some(task.fallible()), header }
+        Self { task: Some(task.fallible()), header, waker }
     }
 
     /// Cancels the task: if it has not completed, its future is dropped at its next turn on
@@ -59,7 +62,7 @@ impl<T> JoinHandle<T> {
     /// its heap released, and awaiting this handle gives a cancelled [`JoinError`]. Once the
     /// task has completed, this does nothing and the output stays available.
     pub fn abort(&self) {
-        self.header.get().abort();
+        self.header.get().abort(&self.waker);
     }
 
     /// `true` once the task has completed, panicked or been cancelled (its output, if any,
@@ -70,7 +73,7 @@ impl<T> JoinHandle<T> {
 
     /// A handle that can abort the task without owning its output.
     pub fn abort_handle(&self) -> AbortHandle {
-        AbortHandle { task: self.header.get().waker().map(|w| (w, self.header)), id: self.id() }
+        AbortHandle { waker: self.waker.clone(), header: self.header }
     }
 
     /// The task's id.
@@ -116,42 +119,31 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// Cloneable; keeps the task's allocation (not its future) alive while it exists.
 #[derive(Clone)]
 pub struct AbortHandle {
-    /// A waker of the task and its header; `None` if the task had already finished when the
-    /// handle was made.
-    task: Option<(std::task::Waker, HeaderRef)>,
-    id: Id,
+    /// A waker of the task (the reference that keeps `header` valid).
+    waker: Waker,
+    header: HeaderRef,
 }
 
 impl AbortHandle {
     /// Cancels the task, as [`JoinHandle::abort`] does.
     pub fn abort(&self) {
-        if let Some((waker, header)) = &self.task {
-            header.get().abort_with(waker);
-        }
+        self.header.get().abort(&self.waker);
     }
 
     /// `true` once the task's future is gone: it completed, panicked or was cancelled.
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|(_, h)| h.get().is_finished())
+        self.header.get().is_finished()
     }
 
     /// The task's id.
     pub fn id(&self) -> Id {
-        self.id
+        self.header.get().id()
     }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AbortHandle").field("id", &self.id).finish()
-    }
-}
-
-impl Header {
-    /// [`abort`](Self::abort) with a waker the caller already holds.
-    fn abort_with(&self, waker: &std::task::Waker) {
-        self.aborted.store(true, core::sync::atomic::Ordering::Release);
-        waker.wake_by_ref();
+        f.debug_struct("AbortHandle").field("id", &self.id()).finish()
     }
 }
 

@@ -58,9 +58,8 @@ pub(crate) struct Header {
     /// The runtime that schedules the task.
     pub(crate) shared: Arc<Shared>,
     id: u64,
-    /// Registry shard and key ([`registry::UNREGISTERED`] if not registered).
-    shard: u32,
-    key: usize,
+    /// A `spawn_blocking` job (not counted among the runtime's tasks).
+    blocking: bool,
     aborted: AtomicBool,
     /// Set when the future is gone (completed, panicked or dropped).
     finished: AtomicBool,
@@ -71,30 +70,10 @@ impl Header {
         Id(self.id)
     }
 
-    /// `true` once [`abort`](Self::abort) was called: the scheduler drops the task instead of
-    /// polling it.
+    /// `true` once the task was aborted: the scheduler drops it instead of polling it.
     #[inline]
     pub(crate) fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
-    }
-
-    /// Marks the task aborted and wakes it, so that the scheduler drops it at its next turn
-    /// (at once if it is idle, after the current poll if it is running). No effect once the
-    /// task has completed.
-    pub(crate) fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
-        if let Some(w) = self.waker() {
-            w.wake();
-        }
-    }
-
-    /// A waker of this task from the registry, if the task is still registered.
-    pub(crate) fn waker(&self) -> Option<std::task::Waker> {
-        self.shared.registry.waker(self.shard as usize, self.key, self.addr())
-    }
-
-    fn addr(&self) -> usize {
-        self as *const Self as usize
     }
 
     /// `true` once the task's future is gone (completed, panicked or dropped).
@@ -102,10 +81,12 @@ impl Header {
         self.finished.load(Ordering::Acquire)
     }
 
-    /// The future is gone: marks the task finished and takes it out of the registry.
-    fn finish(&self) {
-        self.finished.store(true, Ordering::Release);
-        self.shared.registry.remove(self.shard as usize, self.key, self.addr());
+    /// Marks the task aborted and wakes it with `waker` (one of its own), so that the scheduler
+    /// drops it at its next turn: at once if it is idle, after the current poll if it is
+    /// running. Waking a task that has completed does nothing.
+    pub(crate) fn abort(&self, waker: &std::task::Waker) {
+        self.aborted.store(true, Ordering::Release);
+        waker.wake_by_ref();
     }
 }
 
@@ -114,7 +95,7 @@ impl Header {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeaderRef(NonNull<Header>);
 
-// SAFETY: `Header` is `Sync` (an `Arc`, integers and an atomic), and `HeaderRef` only gives out
+// SAFETY: `Header` is `Sync` (an `Arc`, integers and atomics), and `HeaderRef` only gives out
 // `&Header`; sending the pointer is sending a shared reference.
 unsafe impl Send for HeaderRef {}
 // SAFETY: as above: only `&Header` is reachable through it.
@@ -138,6 +119,9 @@ impl HeaderRef {
     }
 }
 
+/// `TaskFuture::key` of a task that is not registered.
+const UNREGISTERED: usize = usize::MAX;
+
 pin_project! {
     /// A task's future: `F` run as a framealloc task (see the module docs).
     pub(crate) struct TaskFuture<F> {
@@ -146,21 +130,37 @@ pin_project! {
         future: Option<F>,
         ctx: TaskContext,
         header: HeaderRef,
+        // Where the task is registered while it waits: registry shard and key
+        // (`UNREGISTERED` before its first `Pending`).
+        shard: u32,
+        key: usize,
     }
 
     impl<F> PinnedDrop for TaskFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             // Aborted, shut down, or never polled: drop the future as the task. A panic in its
             // drop is swallowed: there is nobody to give it to (async-task would abort).
+            // (A future that completed was dropped, and its task finished, in `poll`.)
             let this = this.project();
             let mut future = this.future;
-            let ctx = this.ctx;
             if future.is_some() {
+                let ctx = this.ctx;
                 let _ = catch_unwind(AssertUnwindSafe(|| ctx.enter(|| future.set(None))));
+                ctx.release();
+                finish(this.header.get(), *this.shard, *this.key);
             }
-            ctx.release();
-            this.header.get().finish();
         }
+    }
+}
+
+/// The future is gone: marks the task finished, takes it out of the registry and counts it.
+fn finish(header: &Header, shard: u32, key: usize) {
+    header.finished.store(true, Ordering::Release);
+    if key != UNREGISTERED {
+        header.shared.registry.remove(shard as usize, key);
+    }
+    if !header.blocking {
+        header.shared.count_finished();
     }
 }
 
@@ -185,62 +185,62 @@ impl<F: Future> Future for TaskFuture<F> {
                 Err(payload) => Poll::Ready(Err(payload)),
             }
         });
+        let header = this.header.get();
         if out.is_ready() {
             // Before async-task publishes the output: the heap is gone when the join sees it.
             this.ctx.release();
-            this.header.get().finish();
+            finish(header, *this.shard, *this.key);
+        } else if *this.key == UNREGISTERED {
+            // The task waits for the first time: make it reachable for shutdown.
+            let shared = &header.shared;
+            let shard = shared.registry_shard();
+            match shared.registry.insert(shard, cx.waker().clone()) {
+                Ok(key) => {
+                    *this.shard = shard as u32;
+                    *this.key = key;
+                }
+                // Shutting down: wake it, so that the scheduler drops it after this poll.
+                Err(waker) => waker.wake(),
+            }
         }
         out
     }
 }
 
-/// Makes a task of `future` that `schedule` schedules, registered in shard `shard` of the
-/// runtime's registry (or not at all if `register` is false). Returns the runnable (to be
-/// queued) and the join handle; after shutdown the runnable is `None` and the handle reports
-/// the task cancelled.
+/// Makes a task of `future` that `schedule` schedules (a `spawn_blocking` job if `blocking`).
+/// Returns the runnable, for the caller to queue (or drop, after shutdown), and the join
+/// handle.
 pub(crate) fn spawn<F, S>(
     shared: &Arc<Shared>,
-    shard: usize,
-    register: bool,
+    blocking: bool,
     future: F,
     schedule: S,
-) -> (Option<Task>, JoinHandle<F::Output>)
+) -> (Task, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Fn(Task, ScheduleInfo) + Send + Sync + 'static,
 {
     let ctx = TaskContext::new();
-    let id = ctx.id();
-    let make = move |key: usize| {
-        let header = Header {
-            shared: shared.clone(),
-            id,
-            shard: shard as u32,
-            key,
-            aborted: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-        };
-        let (runnable, task) = Builder::new()
-            .metadata(header)
-            .spawn(move |h: &Header| TaskFuture { future: Some(future), ctx, header: HeaderRef::new(h) }, WithInfo(schedule));
-        let waker = runnable.waker();
-        let addr = task.metadata().addr();
-        ((runnable, JoinHandle::new(task)), waker, addr)
+    let header = Header {
+        shared: shared.clone(),
+        id: ctx.id(),
+        blocking,
+        aborted: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
     };
-    if !register {
-        let ((runnable, join), _, _) = make(registry::UNREGISTERED);
-        return (Some(runnable), join);
-    }
-    match shared.registry.insert(shard, make) {
-        Ok((runnable, join)) => (Some(runnable), join),
-        Err(make) => {
-            // Shut down: the task is made and dropped at once (its future never runs).
-            let ((runnable, join), _, _) = make(registry::UNREGISTERED);
-            drop(runnable);
-            (None, join)
-        }
-    }
+    let (runnable, task) = Builder::new().metadata(header).spawn(
+        move |h: &Header| TaskFuture {
+            future: Some(future),
+            ctx,
+            header: HeaderRef::new(h),
+            shard: 0,
+            key: UNREGISTERED,
+        },
+        WithInfo(schedule),
+    );
+    let waker = runnable.waker();
+    (runnable, JoinHandle::new(task, waker))
 }
 
 /// Yields to the scheduler once: the task goes to the back of its worker's queue, so the

@@ -1,23 +1,21 @@
-//! Every live task of a runtime, so that shutdown can reach the ones nobody will wake again.
+//! The tasks that wait for a wake-up, so that shutdown can reach the ones nobody will wake.
 //!
-//! A task is registered at spawn (its slab key goes into its header) and deregistered by its
-//! own future wrapper when it completes or its future is dropped. The registry holds one
-//! waker per task: shutdown closes the registry and wakes them all; the scheduler, seeing the
-//! runtime shut down, drops each woken task instead of queueing it, which drops its future
-//! and releases its heap. `abort` finds its task's waker here too.
+//! A task is registered by its own future wrapper the first time a poll returns `Pending`
+//! (a task that completes in its first poll never is), and deregistered when its future is
+//! gone. The registry holds one waker per task: shutdown closes the registry and wakes them
+//! all; the scheduler, seeing the runtime shut down, drops each woken task instead of queueing
+//! it, which drops its future and releases its heap. Tasks that are queued rather than waiting
+//! are reached through the queues, so between the two every live future is reached.
 //!
-//! One shard per worker plus one for spawns from outside the runtime, each its own lock, so
-//! a worker spawning and completing its own tasks takes an uncontended lock. Entries carry
-//! the header's address: a key is checked against it before use, so a stale key (its task
-//! gone, the key reused) never reaches another task.
+//! One shard per worker plus one for threads that are not workers, each its own lock, so a
+//! worker registering its own tasks takes an uncontended lock. A key belongs to its task until
+//! the task removes it; shutdown empties and closes the shards, so no key is reused under a
+//! task that still holds it.
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use slab::Slab;
 use std::task::Waker;
-
-/// The key of a task that is not registered (a blocking task, or one spawned after shutdown).
-pub(crate) const UNREGISTERED: usize = usize::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -26,15 +24,8 @@ pub(crate) struct Registry {
 
 #[derive(Debug, Default)]
 struct Shard {
-    tasks: Slab<Entry>,
+    tasks: Slab<Waker>,
     closed: bool,
-}
-
-#[derive(Debug)]
-struct Entry {
-    waker: Waker,
-    /// Address of the task's header: the entry's owner.
-    header: usize,
 }
 
 impl Registry {
@@ -43,52 +34,26 @@ impl Registry {
         Self { shards: (0..shards.max(1)).map(|_| CachePadded::new(Mutex::new(Shard::default()))).collect() }
     }
 
-    /// The shard for spawns from threads that are not this runtime's workers.
+    /// The shard for threads that are not this runtime's workers.
     pub(crate) fn external_shard(&self) -> usize {
         self.shards.len() - 1
     }
 
-    /// Makes a task with `make(key)` under shard `shard`'s lock and registers it with the
-    /// waker and header address `make` returns alongside it. After [`close`](Self::close),
-    /// nothing is made and `make` comes back as `Err`.
-    pub(crate) fn insert<T, F>(&self, shard: usize, make: F) -> Result<T, F>
-    where
-        F: FnOnce(usize) -> (T, Waker, usize),
-    {
+    /// Registers a waiting task by its waker; its key in the shard, or the waker back once
+    /// the registry is closed (shutdown).
+    pub(crate) fn insert(&self, shard: usize, waker: Waker) -> Result<usize, Waker> {
         let mut s = self.shards[shard].lock();
         if s.closed {
-            return Err(make);
+            return Err(waker);
         }
-        let entry = s.tasks.vacant_entry();
-        let (made, waker, header) = make(entry.key());
-        entry.insert(Entry { waker, header });
-        Ok(made)
+        Ok(s.tasks.insert(waker))
     }
 
-    /// Removes the entry `key` of shard `shard` if it still belongs to `header`.
-    #[inline]
-    pub(crate) fn remove(&self, shard: usize, key: usize, header: usize) {
-        if key == UNREGISTERED {
-            return;
-        }
-        let removed = {
-            let mut s = self.shards[shard].lock();
-            match s.tasks.get(key) {
-                Some(e) if e.header == header => Some(s.tasks.remove(key)),
-                _ => None,
-            }
-        };
+    /// Removes the task registered as `key` in `shard` (nothing if shutdown took it already).
+    pub(crate) fn remove(&self, shard: usize, key: usize) {
+        let removed = self.shards[shard].lock().tasks.try_remove(key);
         // The waker (a task reference) drops outside the lock.
         drop(removed);
-    }
-
-    /// A waker of the registered task `key` owned by `header`, if it is still registered.
-    pub(crate) fn waker(&self, shard: usize, key: usize, header: usize) -> Option<Waker> {
-        if key == UNREGISTERED {
-            return None;
-        }
-        let s = self.shards[shard].lock();
-        s.tasks.get(key).filter(|e| e.header == header).map(|e| e.waker.clone())
     }
 
     /// Closes every shard (later inserts fail) and wakes every registered task, outside the
@@ -101,15 +66,15 @@ impl Registry {
                 s.closed = true;
                 core::mem::take(&mut s.tasks)
             };
-            for (_, e) in tasks {
-                e.waker.wake();
+            for (_, waker) in tasks {
+                waker.wake();
                 woken += 1;
             }
         }
         woken
     }
 
-    /// Tasks registered now.
+    /// Tasks registered (waiting) now.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().tasks.len()).sum()
     }
