@@ -68,6 +68,12 @@
 //! runtime freed cannot be reused by the next and hide its cost. Then every oneshot is sent
 //! on and the tasks are awaited.
 //!
+//! Then the same for a **busy task**, 10,000 of them, each holding a connection's state
+//! across its wait: a 2 KiB byte buffer, 16 boxed 48-byte records and 64 `u32`s. On
+//! framealloc (and on tokio through `framealloc::tokio::with_task_heap`, with the feature
+//! `tokio`) they live in a `TaskAlloc` made in the task, as the guide teaches; on tokio and
+//! async-executor in `Vec`s and `Box`es of the global allocator.
+//!
 //! Checks (correctness, not performance): every workload checks its own result (counters
 //! reaching zero, sums, join results); before timing, each case runs once with framealloc's
 //! statistics read around it (the request workload makes exactly 64 task-heap allocations a
@@ -101,7 +107,7 @@ const SIZES: [usize; 4] = [16, 64, 128, 256];
 /// Rounds of the paired comparison (outside test mode).
 const ROUNDS: usize = 15;
 /// Environment variable that makes this binary an idle-task-memory child: `<runtime>:<tasks>`.
-const IDLE_CHILD: &str = "FRAMEALLOC_EXECUTOR_BENCH_IDLE_CHILD";
+const MEMORY_CHILD: &str = "FRAMEALLOC_EXECUTOR_BENCH_MEMORY_CHILD";
 
 /// The workloads' sizes.
 #[derive(Clone, Copy, Debug)]
@@ -120,14 +126,16 @@ struct Counts {
     requests: usize,
     /// Idle tasks of the memory measurement.
     idle: usize,
+    /// Busy tasks of the busy-task memory measurement.
+    busy: usize,
 }
 
 /// tokio's constants, and the request and idle-memory sizes.
 const FULL: Counts =
-    Counts { spawn: 10_000, yield_tasks: 200, yields: 1_000, pings: 1_000, chain: 1_000, requests: 10_000, idle: 100_000 };
+    Counts { spawn: 10_000, yield_tasks: 200, yields: 1_000, pings: 1_000, chain: 1_000, requests: 10_000, idle: 100_000, busy: 10_000 };
 
 /// Test mode's (`cargo test --benches`): every case checked, quickly, in a debug build.
-const SMOKE: Counts = Counts { spawn: 500, yield_tasks: 20, yields: 50, pings: 100, chain: 100, requests: 500, idle: 2_000 };
+const SMOKE: Counts = Counts { spawn: 500, yield_tasks: 20, yields: 50, pings: 100, chain: 100, requests: 500, idle: 2_000, busy: 500 };
 
 /// Whether criterion is in test mode (`cargo bench` passes `--bench`, `cargo test` does not).
 fn smoke() -> bool {
@@ -722,35 +730,64 @@ fn paired() {
         println!("{line}");
     }
     drop(rts);
-    idle_memory(counts.idle);
+    task_memory(counts.idle, Held::Idle);
+    task_memory(counts.busy, Held::Busy);
 }
 
-/// The idle-task memory of each runtime, each measured in a child process.
-fn idle_memory(n: usize) {
+/// What the tasks of a memory measurement hold while they wait.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Held {
+    /// Nothing: an idle task.
+    Idle,
+    /// A busy connection's state: a 2 KiB buffer, 16 boxed 48-byte records and 64 `u32`s
+    /// (on framealloc in a `TaskAlloc`, elsewhere on the global allocator).
+    Busy,
+}
+
+impl Held {
+    fn name(self) -> &'static str {
+        match self {
+            Held::Idle => "idle",
+            Held::Busy => "busy",
+        }
+    }
+}
+
+/// The memory per waiting task of each runtime, each measured in a child process.
+fn task_memory(n: usize, held: Held) {
     let exe = std::env::current_exe().expect("the bench binary's path");
     let mut results = Vec::new();
-    for which in [OURS, "tokio", "async-executor"] {
+    let mut runtimes = vec![OURS, "tokio", "async-executor"];
+    if held == Held::Busy && cfg!(feature = "tokio") {
+        runtimes.push("tokio+framealloc");
+    }
+    for which in runtimes {
         let out = std::process::Command::new(&exe)
-            .env(IDLE_CHILD, format!("{which}:{n}"))
+            .env(MEMORY_CHILD, format!("{which}:{n}:{}", held.name()))
             .output()
-            .expect("idle-memory child started");
+            .expect("task-memory child started");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "idle-memory child for {which} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "task-memory child for {which} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         let bytes = stdout
             .lines()
-            .find_map(|l| l.strip_prefix("idle_bytes_per_task "))
+            .find_map(|l| l.strip_prefix("bytes_per_task "))
             .map(|v| v.trim().parse::<f64>().expect("a number"));
         results.push((which, bytes));
     }
     let note = if smoke() { "; a smoke run, not a measurement" } else { "" };
     let Some(ours) = results[0].1 else {
-        println!("\nidle task memory: /proc/self/statm unavailable, not measured");
+        println!("\n{} task memory: /proc/self/statm unavailable, not measured", held.name());
         return;
     };
-    let mut line = format!("\nidle task memory ({n} tasks parked on a oneshot, resident set growth per task{note}): {OURS} {ours:.0} B");
+    let what = match held {
+        Held::Idle => "parked on a oneshot",
+        Held::Busy => "each holding 2 KiB + 16 x 48 B + 64 u32 across a oneshot",
+    };
+    let mut line =
+        format!("\n{} task memory ({n} tasks {what}, resident set growth per task{note}): {OURS} {ours:.0} B", held.name());
     for (which, bytes) in &results[1..] {
         if let Some(b) = bytes {
-            line += &format!(" | {which} {b:.0} B, {which}/ours = {:.2}x", b / ours);
+            line += &format!(" | {which} {b:.0} B, ours/{which} = {:.2}x", ours / b);
         }
     }
     println!("{line}");
@@ -777,8 +814,12 @@ fn wait_for(counter: &AtomicUsize, n: usize) {
     }
 }
 
-/// The child's part: `n` idle tasks on `rt`; prints the bytes per task.
-fn idle_tasks<E: Exec>(rt: &E, n: usize) {
+/// The child's part: `n` tasks on `rt` waiting on a oneshot, each made by `task` from its
+/// receiver; prints the resident bytes per task.
+fn waiting_tasks<E: Exec, F>(rt: &E, n: usize, task: impl Fn(futures::channel::oneshot::Receiver<()>) -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     use futures::channel::oneshot;
     // Warm-up: worker threads, their stacks and thread-locals all in use once.
     for _ in 0..4 {
@@ -797,16 +838,12 @@ fn idle_tasks<E: Exec>(rt: &E, n: usize) {
     }
     let before = resident_bytes();
     for rx in receivers.drain(..) {
-        E::detach(rt.spawn(async move {
-            STARTED.fetch_add(1, Release);
-            rx.await.expect("sent");
-            DONE.fetch_add(1, Release);
-        }));
+        E::detach(rt.spawn(task(rx)));
     }
     wait_for(&STARTED, n);
     let after = resident_bytes();
     if let (Some(before), Some(after)) = (before, after) {
-        println!("idle_bytes_per_task {}", after.saturating_sub(before) as f64 / n as f64);
+        println!("bytes_per_task {}", after.saturating_sub(before) as f64 / n as f64);
     }
     for tx in senders {
         tx.send(()).expect("task waiting");
@@ -815,20 +852,74 @@ fn idle_tasks<E: Exec>(rt: &E, n: usize) {
     drop(receivers);
 }
 
-/// The idle-memory child process: `spec` is `<runtime>:<tasks>`.
-fn idle_child(spec: &str) {
-    let (which, n) = spec.split_once(':').expect("<runtime>:<tasks>");
+/// An idle task: waits for its oneshot.
+async fn idle_task(rx: futures::channel::oneshot::Receiver<()>) {
+    STARTED.fetch_add(1, Release);
+    rx.await.expect("sent");
+    DONE.fetch_add(1, Release);
+}
+
+/// The state a busy task holds across its wait, built by `buffer`, `record` and `words`.
+macro_rules! busy_body {
+    ($rx:expr, $buffer:expr, $record:expr, $words:expr) => {{
+        let mut buffer = $buffer;
+        buffer.extend_from_slice(&[7u8; 2048]);
+        let records: [_; 16] = std::array::from_fn(|i| $record([i as u8; 48]));
+        let mut words = $words;
+        words.extend_from_slice(&[3u32; 64]);
+        STARTED.fetch_add(1, Release);
+        $rx.await.expect("sent");
+        let sum = buffer[2047] as usize + records.iter().map(|r| r[47] as usize).sum::<usize>() + words[63] as usize;
+        assert_eq!(sum, 7 + 120 + 3);
+        DONE.fetch_add(1, Release);
+    }};
+}
+
+/// A busy task on the global allocator.
+async fn busy_system(rx: futures::channel::oneshot::Receiver<()>) {
+    busy_body!(rx, Vec::<u8>::new(), Box::new, Vec::<u32>::new())
+}
+
+/// A busy task with its state in a `TaskAlloc` (the guide's pattern).
+async fn busy_task_alloc(rx: futures::channel::oneshot::Receiver<()>) {
+    let task = framealloc::TaskAlloc::new(&ALLOC);
+    busy_body!(rx, task.alloc_vec::<u8>(), |r| task.alloc_box(r), task.alloc_vec::<u32>())
+}
+
+/// The task-memory child process: `spec` is `<runtime>:<tasks>:<idle|busy>`.
+fn memory_child(spec: &str) {
+    let mut parts = spec.split(':');
+    let (which, n, held) = (parts.next(), parts.next(), parts.next());
+    let (Some(which), Some(n), Some(held)) = (which, n, held) else { panic!("<runtime>:<tasks>:<idle|busy>, not {spec}") };
     let n: usize = n.parse().expect("a task count");
-    match which {
-        OURS => {
+    let busy = match held {
+        "idle" => false,
+        "busy" => true,
+        other => panic!("idle or busy, not {other}"),
+    };
+    match (which, busy) {
+        (OURS, false) | (OURS, true) => {
             let rt = framealloc_runtime();
-            idle_tasks(&rt, n);
+            if busy {
+                waiting_tasks(&rt, n, busy_task_alloc);
+            } else {
+                waiting_tasks(&rt, n, idle_task);
+            }
             drop(rt);
             assert_heaps_released();
         }
-        "tokio" => idle_tasks(&tokio_runtime(), n),
-        "async-executor" => idle_tasks(&AsyncEx::new(), n),
-        other => panic!("unknown runtime {other}"),
+        ("tokio", false) => waiting_tasks(&tokio_runtime(), n, idle_task),
+        ("tokio", true) => waiting_tasks(&tokio_runtime(), n, busy_system),
+        ("async-executor", false) => waiting_tasks(&AsyncEx::new(), n, idle_task),
+        ("async-executor", true) => waiting_tasks(&AsyncEx::new(), n, busy_system),
+        #[cfg(feature = "tokio")]
+        ("tokio+framealloc", true) => {
+            let rt = tokio_runtime();
+            waiting_tasks(&rt, n, |rx| framealloc::tokio::with_task_heap(busy_task_alloc(rx)));
+            drop(rt);
+            assert_heaps_released();
+        }
+        (other, _) => panic!("unknown runtime {other}"),
     }
 }
 
@@ -839,8 +930,8 @@ fn main() {
     // `settle_system_allocator`): one large block, mmapped and freed, raises its trim
     // threshold, so batches of tasks do not hand the heap's top back and fault it in again.
     drop(black_box(Vec::<u8>::with_capacity(4 << 20)));
-    if let Ok(spec) = std::env::var(IDLE_CHILD) {
-        idle_child(&spec);
+    if let Ok(spec) = std::env::var(MEMORY_CHILD) {
+        memory_child(&spec);
         return;
     }
     // A name filter on the command line that does not ask for "paired" skips the comparison;
