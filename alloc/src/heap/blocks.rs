@@ -8,6 +8,16 @@
 //! a granule boundary, so [`heap_of`] finds any small block's heap from its address alone (a
 //! mask and a load): that is what lets a `PoolBox` be one pointer, like a `Box`. The header of
 //! a granule is written when the bump pointer enters it, before any block in it is handed out.
+//!
+//! # The home chunk
+//!
+//! A heap lives in its own first chunk, its *home*, right after that chunk's header (see
+//! `HeapCore::create`), so a heap whose blocks fit there costs one chunk and nothing else:
+//! the pages it touches. The home starts *dormant*: reserved, not in the chunk list, not
+//! charged to any budget. The first allocation that needs a chunk *activates* it (charged
+//! like any chunk, the bump region starting after the heap), and from then on it is the
+//! arena's oldest chunk, kept when the heap is trimmed for reuse and freed last, after the
+//! heap itself is gone.
 
 use super::class::{CLASSES, CLASS_SIZE};
 use super::core::HeapCore;
@@ -29,7 +39,8 @@ struct Header {
     next: *mut Header,
 }
 
-const HEADER: usize = core::mem::size_of::<Header>();
+/// Bytes of a granule's header (the home chunk's heap follows it).
+pub(crate) const HEADER: usize = core::mem::size_of::<Header>();
 
 /// The heap holding `block`.
 ///
@@ -52,9 +63,15 @@ pub(crate) struct BlockArena {
     chunk_end: *mut u8,
     free: [*mut FreeBlock; CLASSES],
     chunks: *mut Header,
+    /// Chunks in the `chunks` list (the home chunk once active).
     chunk_count: usize,
     /// The heap written in the headers.
     heap: *const HeapCore,
+    /// The home chunk (null for an arena without one) and whether it is active (in `chunks`).
+    home: *mut u8,
+    home_active: bool,
+    /// Bytes after the home chunk's header that the heap itself occupies (a multiple of 16).
+    home_reserved: usize,
 }
 
 // SAFETY: the arena owns plain memory (its chunks) with no tie to a thread; its owner
@@ -71,7 +88,48 @@ impl BlockArena {
             chunks: ptr::null_mut(),
             chunk_count: 0,
             heap: ptr::null(),
+            home: ptr::null_mut(),
+            home_active: false,
+            home_reserved: 0,
         }
+    }
+
+    /// Gives the arena its dormant home chunk, whose first `reserved` bytes after the header
+    /// hold the heap (before any chunk is added).
+    ///
+    /// # Safety
+    /// `home` is an unused chunk from [`chunk::acquire`] of the size the arena's chunks have,
+    /// owned by this arena from now on except for the `reserved` bytes after its header; the
+    /// chunk is larger than `HEADER + reserved` plus one block of every class the arena serves.
+    pub(crate) unsafe fn set_home(&mut self, home: NonNull<u8>, reserved: usize) {
+        debug_assert!(self.home.is_null() && self.chunks.is_null());
+        debug_assert_eq!(reserved % 16, 0);
+        self.home = home.as_ptr();
+        self.home_reserved = reserved;
+    }
+
+    /// `true` if the home chunk is reserved but not in use yet.
+    #[inline]
+    pub(crate) fn home_is_dormant(&self) -> bool {
+        !self.home.is_null() && !self.home_active
+    }
+
+    /// Puts the dormant home chunk (of `size` bytes) in use: it becomes the current chunk,
+    /// its bump region starting after the heap.
+    ///
+    /// # Safety
+    /// [`home_is_dormant`](Self::home_is_dormant), and `size` is the size the home was
+    /// acquired with.
+    pub(crate) unsafe fn activate_home(&mut self, size: usize) {
+        debug_assert!(self.home_is_dormant());
+        // SAFETY: the home is an unused chunk of `size` bytes owned by this arena (per
+        // `set_home`), granule-aligned; the reserved bytes follow the header, so moving the
+        // bump past them keeps every block off the heap.
+        unsafe {
+            self.add_chunk(NonNull::new_unchecked(self.home), size);
+            self.bump = self.bump.add(self.home_reserved);
+        }
+        self.home_active = true;
     }
 
     /// Names the heap this arena's chunks belong to (before the first chunk is added).
@@ -182,42 +240,59 @@ impl BlockArena {
         self.chunk_count
     }
 
-    /// Keeps only the newest chunk, empty, for reuse; returns the others. Forgets every free
-    /// block. Returns how many chunks were given back.
+    /// Keeps only the home chunk (emptied, still active if it was), for reuse; returns the
+    /// others. Forgets every free block. Returns how many chunks were given back.
     ///
     /// # Safety
     /// No block of the arena is used any more.
-    pub(crate) unsafe fn trim_to_newest(&mut self, size: usize) -> usize {
-        let newest = self.chunks;
-        if newest.is_null() {
-            return 0;
-        }
-        // SAFETY: the newest link was written by `add_chunk`; detach the older ones.
-        let older = unsafe { core::mem::replace(&mut (*newest).next, ptr::null_mut()) };
-        let mut rest = BlockArena { chunks: older, ..BlockArena::new() };
-        let heap = self.heap;
-        let released = self.chunk_count - 1;
-        // SAFETY: per the caller, nothing in the older chunks is used.
-        unsafe { rest.release_chunks(size) };
+    pub(crate) unsafe fn trim_to_home(&mut self, size: usize) -> usize {
+        let (heap, home, reserved, active) = (self.heap, self.home, self.home_reserved, self.home_active);
+        let released = self.chunk_count - usize::from(active);
+        // SAFETY: per the caller, nothing in the arena's chunks is used; the home is skipped.
+        unsafe { self.release_list(size, home) };
         *self = BlockArena::new();
         self.heap = heap;
-        // SAFETY: the newest chunk is unused and stays ours; re-adding it rewinds its bump.
-        unsafe { self.add_chunk(NonNull::new_unchecked(newest.cast()), size) };
+        if !home.is_null() {
+            // SAFETY: the home chunk stays ours, unused but for the heap's reserved bytes.
+            unsafe { self.set_home(NonNull::new_unchecked(home), reserved) };
+            if active {
+                // SAFETY: dormant again just above, same size; re-adding it rewinds its bump.
+                unsafe { self.activate_home(size) };
+            }
+        }
         released
     }
 
-    /// Returns every chunk (all of `size` bytes) and empties the arena.
+    /// Returns every chunk of the list except `keep` (null: none kept).
     ///
     /// # Safety
-    /// No block of the arena is used any more.
-    pub(crate) unsafe fn release_chunks(&mut self, size: usize) {
+    /// No block of those chunks is used any more.
+    unsafe fn release_list(&mut self, size: usize, keep: *mut u8) {
         let mut c = self.chunks;
         while !c.is_null() {
             // SAFETY: every link was written by `add_chunk` and the chunk is still ours.
             let next = unsafe { (*c).next };
-            // SAFETY: the chunk came from `chunk::acquire(size)` and nothing uses it (caller).
-            unsafe { chunk::release(NonNull::new_unchecked(c.cast()), size) };
+            if c.cast::<u8>() != keep {
+                // SAFETY: the chunk came from `chunk::acquire(size)` and nothing uses it (caller).
+                unsafe { chunk::release(NonNull::new_unchecked(c.cast()), size) };
+            }
             c = next;
+        }
+    }
+
+    /// Returns every chunk (all of `size` bytes), the home chunk included, and empties the
+    /// arena.
+    ///
+    /// # Safety
+    /// No block of the arena is used any more, and nothing uses the home chunk's reserved
+    /// bytes any more (the heap there is gone: call this on an arena moved out of it).
+    pub(crate) unsafe fn release_chunks(&mut self, size: usize) {
+        let home = self.home;
+        // SAFETY: per the caller; the home is released below, once.
+        unsafe { self.release_list(size, home) };
+        if !home.is_null() {
+            // SAFETY: the home came from `chunk::acquire(size)` and nothing uses it (caller).
+            unsafe { chunk::release(NonNull::new_unchecked(home), size) };
         }
         let heap = self.heap;
         *self = Self::new();

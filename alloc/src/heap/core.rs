@@ -31,7 +31,7 @@
 //! from them; one count per heap keeps the free path to a single counter.
 //! `AllocStats::quarantined_chunks` reports the chunks such a retained heap holds.
 
-use super::blocks::BlockArena;
+use super::blocks::{BlockArena, HEADER};
 use super::class::{class_of, ClassOf, BLOCK_ALIGN};
 use crate::chunk;
 use crate::error::{AllocError, Budget};
@@ -73,6 +73,15 @@ pub(crate) struct HeapCore {
     budget: Option<usize>,
 }
 
+/// Bytes a heap takes in its home chunk, after the chunk's header (a multiple of 16, so the
+/// blocks after it stay 16-aligned).
+const IN_HOME: usize = core::mem::size_of::<HeapCore>().next_multiple_of(16);
+
+// The heap sits right after a 16-byte header in a granule-aligned chunk, and its first blocks
+// after it: its alignment must not exceed the header's, and it must leave room in the smallest
+// chunk (4 KiB) for the largest block such a chunk serves (a quarter of it).
+const _: () = assert!(core::mem::align_of::<HeapCore>() <= HEADER && HEADER + IN_HOME + 1024 <= 4096);
+
 // SAFETY: `local` is touched only by the current owner identity (one thread at a time, with
 // happens-before between successive owners' threads, see `crate::identity`), by the holder of
 // the lock that stands in for the owner of a heap with no owner identity (a registered guard
@@ -101,9 +110,17 @@ impl HeapCore {
 
     /// A new heap of `kind` owned by `owner` ([`NOBODY`] for a heap used only by holders of a
     /// lock that stands in for the owner, or under its own).
+    ///
+    /// The heap is written into a chunk of its own, its home (see `heap::blocks`), which its
+    /// first blocks then share: a small task heap costs the pages it touches, not a chunk
+    /// plus a separate allocation.
     pub(crate) fn create(shared: &Arc<Shared>, kind: Kind, owner: u64) -> NonNull<HeapCore> {
         let cfg = &shared.config;
-        let heap = Box::new(HeapCore {
+        let size = cfg.task_chunk_bytes;
+        let Some(home) = chunk::acquire(size) else {
+            std::alloc::handle_alloc_error(Layout::from_size_align(size, chunk::GRANULE).expect("a chunk layout"))
+        };
+        let heap = HeapCore {
             owner: AtomicU64::new(owner),
             alloc_id: shared.id,
             guard_ended: AtomicBool::new(false),
@@ -113,17 +130,26 @@ impl HeapCore {
             remote: RemoteFreeList::new(),
             refs: EscapeRefs::new(),
             reg: shared.register(kind),
-            chunk_size: cfg.task_chunk_bytes,
-            max_small: (cfg.task_chunk_bytes / 4).min(super::class::MAX_CLASS_SIZE),
+            chunk_size: size,
+            max_small: (size / 4).min(super::class::MAX_CLASS_SIZE),
             // The task-heap budget caps task heaps (a task's, a `TaskAlloc`'s, a guard's in a
             // task), not a thread's pool or a guard's scope on a plain thread.
             budget: if kind == Kind::Task { cfg.max_task_heap_bytes } else { None },
-        });
-        let heap = NonNull::from(Box::leak(heap));
-        // SAFETY: fresh heap, not shared yet: exclusive access to both arenas.
+        };
+        // SAFETY: the home chunk is fresh, granule-aligned (so `HEADER`-aligned, which is at
+        // least the heap's alignment, see `IN_HOME`) and larger than `HEADER + IN_HOME`
+        // (chunks are at least 4 KiB); the heap is written into bytes nothing else uses.
+        let heap = unsafe {
+            let p = home.as_ptr().add(HEADER).cast::<HeapCore>();
+            p.write(heap);
+            NonNull::new_unchecked(p)
+        };
+        // SAFETY: fresh heap, not shared yet: exclusive access to both arenas; the home chunk
+        // is the local arena's from now on, but for the heap's own bytes.
         unsafe {
             let h = heap.as_ptr();
             (*(*h).local.get()).arena.set_heap(h);
+            (*(*h).local.get()).arena.set_home(home, IN_HOME);
             (*h).foreign.get_mut().set_heap(h);
         }
         heap
@@ -383,6 +409,11 @@ impl HeapCore {
         }
         let size = self.chunk_size;
         self.charge(size, requested)?;
+        if arena.home_is_dormant() {
+            // SAFETY: dormant, and acquired with this heap's chunk size (`create`).
+            unsafe { arena.activate_home(size) };
+            return Ok(arena.alloc(class).expect("a home chunk holds any small class"));
+        }
         let Some(chunk) = chunk::acquire(size) else {
             self.uncharge(size);
             return Err(AllocError::out_of_memory(requested, size));
@@ -669,8 +700,8 @@ impl HeapCore {
         }
     }
 
-    /// A task heap nobody refers to any more: reset to one empty chunk and parked in this
-    /// thread's cache for the next task, or destroyed if it cannot be parked.
+    /// A task heap nobody refers to any more: reset to its home chunk, empty, and parked in
+    /// this thread's cache for the next task, or destroyed if it cannot be parked.
     ///
     /// # Safety
     /// Nothing refers to the heap or any of its blocks any more.
@@ -695,7 +726,7 @@ impl HeapCore {
             if foreign_chunks != 0 {
                 foreign.release_chunks(heap.chunk_size);
             }
-            heap.local().arena.trim_to_newest(heap.chunk_size) + foreign_chunks
+            heap.local().arena.trim_to_home(heap.chunk_size) + foreign_chunks
         };
         if released != 0 {
             heap.uncharge(released * heap.chunk_size);
@@ -723,16 +754,19 @@ impl HeapCore {
     /// # Safety
     /// Nothing refers to the heap or any of its blocks any more.
     unsafe fn destroy(this: NonNull<HeapCore>) {
-        // SAFETY: exclusive per the caller; the box came from `create`.
-        let mut heap = unsafe { Box::from_raw(this.as_ptr()) };
-        let size = heap.chunk_size;
-        let chunks = heap.local.get_mut().arena.chunk_count() + heap.foreign.get_mut().chunk_count();
-        // SAFETY: no block is in use (caller).
+        let p = this.as_ptr();
+        // SAFETY: exclusive per the caller: the arenas are moved out of the heap, the heap is
+        // dropped in place (unregistering its counters, which folds them into the totals), and
+        // only then are the chunks, its home among them, given back.
         unsafe {
-            heap.local.get_mut().arena.release_chunks(size);
-            heap.foreign.get_mut().release_chunks(size);
+            let heap = &mut *p;
+            let size = heap.chunk_size;
+            let mut local = core::mem::replace(&mut heap.local.get_mut().arena, BlockArena::new());
+            let mut foreign = core::mem::replace(heap.foreign.get_mut(), BlockArena::new());
+            heap.uncharge((local.chunk_count() + foreign.chunk_count()) * size);
+            core::ptr::drop_in_place(p);
+            foreign.release_chunks(size);
+            local.release_chunks(size);
         }
-        heap.uncharge(chunks * size);
-        // Dropping the box unregisters the counters (folding them into the totals).
     }
 }
