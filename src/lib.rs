@@ -28,7 +28,9 @@ pub use framealloc_alloc::{
     KindStats, PoolBox, PoolVec, ScopedBox, SmartAlloc, TaskAlloc, TaskBox, TaskVec,
 };
 
-/// The framealloc runtime (work in progress: see `framealloc-runtime`).
+/// The framealloc runtime: a work-stealing executor whose tasks each own a heap
+/// (`Runtime`, `spawn`, `JoinHandle`, ...). Its reactor, timers, sockets and frame loop are
+/// not built yet.
 pub use framealloc_runtime as runtime;
 
 /// framealloc on tokio: `TaskAlloc`, `AsyncPoolGuard` and per-task heaps for tokio tasks.
