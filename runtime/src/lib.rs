@@ -44,6 +44,35 @@
 //!
 //! Not yet here: the reactor, timers and sockets, and the frame loop (later issues).
 //!
+//! # What the compiler refuses
+//!
+//! A spawned task may run on any worker, so its future must be `Send`: one that holds an
+//! `Rc` across an `.await` does not compile.
+//!
+//! ```compile_fail,E0277
+//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! rt.spawn(async {
+//!     let shared = std::rc::Rc::new(1);
+//!     framealloc_runtime::yield_now().await;
+//!     drop(shared);
+//! });
+//! ```
+//!
+//! Frame memory belongs to the thread whose frame it is: a frame handle held across an
+//! `.await` in a spawned task does not compile either (FA603, "frame data crossing an await
+//! point"). Task memory is the right kind there: `alloc.pool_vec()` or a `TaskAlloc`.
+//!
+//! ```compile_fail,E0277
+//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! let a = alloc.clone();
+//! rt.spawn(async move {
+//!     let positions = a.frame_vec::<f32>();
+//!     framealloc_runtime::yield_now().await;
+//!     drop(positions);
+//! });
+//! ```
+//!
 //! # Layers
 //!
 //! Each layer uses only those before it: `sync`, `park`, `idle` (the park/notify protocol,
