@@ -85,14 +85,15 @@
 //! small (a few hundred tasks, 2,000 idle ones) and the paired comparison runs two rounds of
 //! one run: a check that every case works, not a measurement.
 
-use allocator_api2::alloc::{AllocError, Allocator};
 use async_executor::Executor;
 use criterion::{criterion_group, Criterion, Throughput};
+// The request handlers' helpers of the tokio bench: mimalloc as an allocator-api2 allocator,
+// and the system allocator's settling (the rest is that bench's).
+mod handlers;
+use handlers::{settle_system_allocator, Mi};
 use framealloc::SmartAlloc;
-use std::alloc::{GlobalAlloc, Layout};
 use std::future::Future;
 use std::hint::black_box;
-use std::ptr::NonNull;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{mpsc, Arc, LazyLock, OnceLock};
@@ -159,31 +160,6 @@ static ALLOC: LazyLock<SmartAlloc> = LazyLock::new(|| SmartAlloc::new(Default::d
 /// The async-executor of every async-executor case (run by the threads of an [`AsyncEx`]).
 static EX: Executor<'static> = Executor::new();
 
-/// mimalloc as an `allocator-api2` allocator (as in `benches/handlers`).
-#[derive(Clone, Copy)]
-struct Mi;
-
-// SAFETY: blocks come from mimalloc with their layout and stay valid until `deallocate`;
-// zero-sized requests get a dangling, aligned pointer and are never passed to mimalloc.
-unsafe impl Allocator for Mi {
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            // Alignment is a non-zero power of two: a valid dangling address.
-            let p = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
-            return Ok(NonNull::slice_from_raw_parts(p, 0));
-        }
-        // SAFETY: `layout` has a non-zero size.
-        let p = unsafe { GlobalAlloc::alloc(&mimalloc::MiMalloc, layout) };
-        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
-    }
-
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() != 0 {
-            // SAFETY: `ptr` came from `allocate` with this non-zero `layout` (caller).
-            unsafe { GlobalAlloc::dealloc(&mimalloc::MiMalloc, ptr.as_ptr(), layout) };
-        }
-    }
-}
 
 /// What the workloads need of a runtime.
 trait Exec: Sync + 'static {
@@ -926,10 +902,8 @@ fn memory_child(spec: &str) {
 criterion_group!(benches, groups);
 
 fn main() {
-    // Put glibc's malloc in a long-running process's state (see `benches/handlers`'s
-    // `settle_system_allocator`): one large block, mmapped and freed, raises its trim
-    // threshold, so batches of tasks do not hand the heap's top back and fault it in again.
-    drop(black_box(Vec::<u8>::with_capacity(4 << 20)));
+    // glibc's malloc in a long-running process's state (see `settle_system_allocator`).
+    settle_system_allocator();
     if let Ok(spec) = std::env::var(MEMORY_CHILD) {
         memory_child(&spec);
         return;
