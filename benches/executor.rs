@@ -46,7 +46,8 @@
 //!   `Arc` clone per task); on tokio and async-executor from the system allocator
 //!   (`Vec::with_capacity`); a fourth case, `tokio+mimalloc`, runs tokio with
 //!   `allocator_api2::vec::Vec::with_capacity_in(n, Mi)` over `mimalloc::MiMalloc` (the
-//!   adapter of `benches/handlers`, copied).
+//!   adapter of `benches/handlers`), and a fifth, `runtime+mimalloc`, this runtime with the
+//!   same mimalloc buffers: the two executors compared with the allocator held equal.
 //!
 //! Each workload is a criterion group with the cases side by side (throughput: tasks).
 //!
@@ -584,7 +585,8 @@ const OURS: &str = "framealloc";
 /// One case of a workload: a name and a function running the workload once.
 type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
-/// The cases of workload `w` (framealloc first; `tokio+mimalloc` for `request` only).
+/// The cases of workload `w` (framealloc first; `tokio+mimalloc` and `runtime+mimalloc` for
+/// `request` only).
 fn cases<'a>(rts: &'a Runtimes, w: Workload, c: Counts) -> Vec<Case<'a>> {
     let mut cases: Vec<Case<'a>> = vec![
         (OURS, Box::new(move || run(&rts.framealloc, w, &c, Memory::TaskHeap))),
@@ -593,6 +595,8 @@ fn cases<'a>(rts: &'a Runtimes, w: Workload, c: Counts) -> Vec<Case<'a>> {
     ];
     if w == Workload::Request {
         cases.push(("tokio+mimalloc", Box::new(move || run(&rts.tokio, w, &c, Memory::Mimalloc))));
+        // The executors alone, with the same allocator: this runtime with mimalloc.
+        cases.push(("runtime+mimalloc", Box::new(move || run(&rts.framealloc, w, &c, Memory::Mimalloc))));
     }
     cases
 }
