@@ -5,9 +5,9 @@
 //! is released when the task completes, panics or is cancelled, before its output reaches
 //! the `JoinHandle`.
 
-// Tasks: one `async-task` allocation per task, holding a `Header` (its runtime, id,
-// registry key and abort flag), the schedule hook, and the future wrapped in a
-// `TaskFuture` that gives it a heap of its own.
+// Tasks: one `async-task` allocation per task, holding a `Header` (its runtime, id, abort
+// and finished flags), the schedule hook, and the future wrapped in a `TaskFuture` that gives
+// it a heap of its own and registers it for shutdown the first time it waits.
 //
 // Every poll of a task, and the drop of its future, runs inside the task's
 // `TaskContext`: `alloc.pool_*` there uses the task's heap, a `TaskAlloc` made there is
