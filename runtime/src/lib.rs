@@ -47,14 +47,24 @@
 //! # What the compiler refuses
 //!
 //! A spawned task may run on any worker, so its future must be `Send`: one that holds an
-//! `Rc` across an `.await` does not compile.
+//! `Rc` across an `.await` does not compile. (rustc reports "future cannot be sent between
+//! threads safely", an error without a code, so these `compile_fail` tests name none; a twin
+//! that compiles follows each, so that neither fails for another reason.)
 //!
-//! ```compile_fail,E0277
+//! ```compile_fail
 //! let rt = framealloc_runtime::Runtime::new().unwrap();
 //! rt.spawn(async {
 //!     let shared = std::rc::Rc::new(1);
-//!     framealloc_runtime::yield_now().await;
+//!     framealloc_runtime::yield_now().await; // `shared` lives across the await
 //!     drop(shared);
+//! });
+//! ```
+//!
+//! ```
+//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! rt.spawn(async {
+//!     drop(std::rc::Rc::new(1)); // gone before the await
+//!     framealloc_runtime::yield_now().await;
 //! });
 //! ```
 //!
@@ -62,7 +72,7 @@
 //! `.await` in a spawned task does not compile either (FA603, "frame data crossing an await
 //! point"). Task memory is the right kind there: `alloc.pool_vec()` or a `TaskAlloc`.
 //!
-//! ```compile_fail,E0277
+//! ```compile_fail
 //! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
 //! let rt = framealloc_runtime::Runtime::new().unwrap();
 //! let a = alloc.clone();
@@ -71,6 +81,19 @@
 //!     framealloc_runtime::yield_now().await;
 //!     drop(positions);
 //! });
+//! ```
+//!
+//! ```
+//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! let a = alloc.clone();
+//! let h = rt.spawn(async move {
+//!     let mut positions = a.pool_vec::<f32>();
+//!     positions.push(1.5);
+//!     framealloc_runtime::yield_now().await;
+//!     positions[0]
+//! });
+//! assert_eq!(rt.block_on(h).unwrap(), 1.5);
 //! ```
 //!
 //! # Layers
