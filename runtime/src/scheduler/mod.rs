@@ -179,8 +179,9 @@ impl Shared {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 
-    /// Starts shutting down: stops the workers at their next turn and closes the blocking
-    /// pool to new work. Idempotent.
+    /// Starts shutting down: stops the workers at their next turn (each then drops what it
+    /// holds: see [`drop_remaining_tasks`](Self::drop_remaining_tasks)). Idempotent. The
+    /// blocking pool is closed separately (`blocking::Pool::shutdown`).
     pub(crate) fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         crate::sync::fence_seq_cst();
