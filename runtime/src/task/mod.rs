@@ -107,14 +107,16 @@ impl HeaderRef {
     }
 
     /// The header.
+    ///
+    /// Why the pointer is valid: a `HeaderRef` is held only by the task's own future (dropped
+    /// by async-task before it destroys the header: the header goes with the last task
+    /// reference, and the runnable that drops the future holds one) and by a `JoinHandle` or
+    /// `AbortHandle`, which hold a task reference themselves (the `Task`, a `Waker`). The
+    /// header does not move: async-task writes it once into the task's allocation and hands
+    /// out `&Header` from there.
     #[inline]
     pub(crate) fn get(&self) -> &Header {
-        // SAFETY: a `HeaderRef` is held only by the task's own future (dropped by async-task
-        // before it destroys the header: the header goes with the last task reference, and
-        // the runnable that drops the future holds one) and by a `JoinHandle` or
-        // `AbortHandle`, which hold a task reference themselves (the `Task`, a `Waker`). The
-        // header does not move: async-task writes it once into the task's allocation and
-        // hands out `&Header` from there.
+        // SAFETY: the header outlives every holder of a `HeaderRef` and never moves (above).
         unsafe { self.0.as_ref() }
     }
 }
