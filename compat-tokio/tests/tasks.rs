@@ -981,10 +981,13 @@ fn a_guard_dropped_on_another_thread_counts_every_escape() {
 #[test]
 fn guards_dropped_in_another_task_do_not_pile_up_in_a_long_task() {
     on_both_flavours(|alloc| async move {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AsyncPoolGuard>();
+        // Each guard comes with a reply the dropper sends once it has dropped it, so the
+        // count does not depend on when a multi-thread runtime gets round to the dropper.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(AsyncPoolGuard, tokio::sync::oneshot::Sender<()>)>();
         let dropper = tokio::spawn(async move {
-            while let Some(guard) = rx.recv().await {
+            while let Some((guard, dropped)) = rx.recv().await {
                 drop(guard);
+                dropped.send(()).unwrap();
             }
         });
         let a = alloc.clone();
@@ -993,8 +996,9 @@ fn guards_dropped_in_another_task_do_not_pile_up_in_a_long_task() {
             for i in 0..100u64 {
                 let guard = AsyncPoolGuard::new(&a);
                 drop(a.pool_box(i));
-                tx.send(guard).unwrap();
-                tokio::task::yield_now().await;
+                let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+                tx.send((guard, dropped_tx)).unwrap();
+                dropped.await.unwrap();
                 most = most.max(a.stats().heaps_alive);
             }
             most
