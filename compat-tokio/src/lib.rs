@@ -44,6 +44,15 @@
 //! # }
 //! ```
 //!
+//! # tokio futures on another executor: [`compat`]
+//!
+//! The other direction: code that needs tokio's reactor or timers (a tokio `TcpStream`,
+//! `tokio::time::sleep`, a tokio-based client library) inside a task of framealloc's runtime
+//! (or any executor that is not tokio). `compat(fut)` polls `fut` inside the context of a
+//! tokio runtime started once per process, whose one background thread runs tokio's I/O and
+//! timers; `fut` itself still runs in the framealloc task, in its heap. Inside a tokio runtime
+//! it uses that runtime instead. See [`compat`] for the costs.
+//!
 //! # Tokio tasks polled inside a task of `spawn`
 //!
 //! A task of [`spawn`] / [`spawn_local`] is installed for the whole of each of its polls, and
@@ -66,8 +75,8 @@
 //! constructor in the binary's init section (ELF platforms: Linux, Android, the BSDs; also
 //! macOS/iOS and Windows, not tested here), so the guide's code, which only names the
 //! re-exported types, is covered; and again by every entry point of this crate ([`spawn`],
-//! [`spawn_local`], [`with_task_heap`], [`init`]). On another platform, call [`init`] at the
-//! start of `main`.
+//! [`spawn_local`], [`with_task_heap`], [`compat`], [`init`]). On another platform, call
+//! [`init`] at the start of `main`.
 //!
 //! # FA701 and FA603
 //!
@@ -169,9 +178,11 @@
 //! # }
 //! ```
 
+mod compat;
 mod identity;
 mod spawn;
 
+pub use compat::{compat, Compat};
 pub use framealloc_alloc::{AsyncPoolGuard, TaskAlloc};
 pub use identity::{current_task_id, init};
 pub use spawn::{spawn, spawn_local, with_task_heap, WithTaskHeap};

@@ -2,9 +2,11 @@
 //! `Handle::current`) use, and whether it is driving tasks (a worker, or inside `block_on`),
 //! where blocking on another future would deadlock or starve the runtime.
 
+use crate::driver;
 use crate::runtime::Handle;
 use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
+use std::sync::Arc;
 
 thread_local! {
     static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
@@ -23,6 +25,34 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
     match HANDLE.try_with(|h| (f.take().expect("called once"))(h.borrow().as_ref())) {
         Ok(r) => r,
         Err(_) => (f.take().expect("not called yet"))(None),
+    }
+}
+
+/// The driver of the runtime entered on this thread.
+///
+/// # Errors
+/// Outside a runtime.
+pub(crate) fn current_driver_io() -> std::io::Result<Arc<driver::Handle>> {
+    with_current(|h| h.map(|h| h.driver.clone())).ok_or_else(|| {
+        std::io::Error::other(
+            "no framealloc runtime on this thread: create sockets inside `Runtime::block_on`, a \
+             task, or after `Runtime::enter`",
+        )
+    })
+}
+
+/// The driver of the runtime entered on this thread.
+///
+/// # Panics
+/// Outside a runtime; `what` names the operation for the message.
+#[track_caller]
+pub(crate) fn current_driver_time(what: &str) -> Arc<driver::Handle> {
+    match with_current(|h| h.map(|h| h.driver.clone())) {
+        Some(h) => h,
+        None => panic!(
+            "`{what}` needs a framealloc runtime: call it inside `Runtime::block_on`, a task, or \
+             after `Runtime::enter`"
+        ),
     }
 }
 

@@ -126,16 +126,18 @@ impl Idle {
     }
 
     /// Parks worker `index` (which found no work; `searching` tells whether it was counted as
-    /// a searcher) until [`notify_one`](Self::notify_one) picks it or `stop()` becomes true
-    /// after an [`unpark_all`](Self::unpark_all). `has_work` looks at every queue (for the
-    /// last searcher's final look). Returns `true` if the worker was woken to search (it is
-    /// counted as searching), `false` if it stopped.
+    /// a searcher) until [`notify_one`](Self::notify_one) picks it, the driver it slept on
+    /// woke tasks onto its own queue (`has_local_work`), or `stop()` becomes true after an
+    /// [`unpark_all`](Self::unpark_all). `has_work` looks at every queue (for the last
+    /// searcher's final look). Returns `true` if the worker comes back counted as searching
+    /// (woken to search), `false` if not (it has its own work, or it stopped).
     pub(crate) fn park(
         &self,
         index: usize,
         searching_now: bool,
         parker: &Parker,
         has_work: impl Fn() -> bool,
+        has_local_work: impl Fn() -> bool,
         stop: impl Fn() -> bool,
     ) -> bool {
         let last_searcher = {
@@ -155,12 +157,29 @@ impl Idle {
                 return false;
             }
             parker.park();
+            if has_local_work() {
+                // Woken by its own driver turn: back to running, not searching (unless a
+                // `notify_one` popped it meanwhile, which counted it as searching).
+                return !self.unpark_by_index(index);
+            }
             if !self.is_parked(index) {
                 return true;
             }
             // Unparked without being popped: a shutdown (checked above) or a stale
             // notification from an earlier round; sleep again.
         }
+    }
+
+    /// Takes parked worker `index` off the list, counted as unparked and not searching;
+    /// `false` if it was not on it (a `notify_one` took it).
+    fn unpark_by_index(&self, index: usize) -> bool {
+        let mut sleepers = self.sleepers.lock();
+        let Some(at) = sleepers.iter().position(|&i| i == index) else {
+            return false;
+        };
+        sleepers.swap_remove(at);
+        self.state.fetch_add(ONE_UNPARKED, SeqCst);
+        true
     }
 
     fn is_parked(&self, index: usize) -> bool {
@@ -194,7 +213,7 @@ mod loom_models {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
         builder.check(|| {
-            let parkers: Vec<Parker> = (0..2).map(|_| Parker::new()).collect();
+            let parkers: Vec<Parker> = (0..2).map(|_| Parker::new(None)).collect();
             let idle = Arc::new(Idle::new(parkers.iter().map(Parker::unparker).collect()));
             let queue = Arc::new(AtomicUsize::new(0));
             let taken = Arc::new(AtomicUsize::new(0));
@@ -226,7 +245,7 @@ mod loom_models {
                                 break;
                             }
                             searching =
-                                idle.park(index, searching, &parker, || queue.load(SeqCst) > 0, stop);
+                                idle.park(index, searching, &parker, || queue.load(SeqCst) > 0, || false, stop);
                         }
                     })
                 })

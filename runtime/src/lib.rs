@@ -38,11 +38,17 @@
 //!   (`crossbeam-deque`), a LIFO slot for the task just woken, a global injector checked every
 //!   61 turns, stealing half of a random victim's queue, at most half the workers searching,
 //!   and a cooperative budget of 128 per poll.
+//! * **I/O and timers**: one `mio` reactor and one hierarchical timer wheel (1 ms ticks) per
+//!   runtime, with no thread of their own: a worker about to park blocks in the reactor
+//!   (one at a time), and busy workers turn it without blocking now and then. Sockets in
+//!   [`net`] ([`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`]), timers in
+//!   [`time`] ([`time::sleep`], [`time::interval`], [`time::timeout`]). I/O readiness counts
+//!   against the cooperative budget.
 //! * **API** with tokio's names and meanings: [`Runtime`], [`Builder`], [`Handle`],
 //!   [`spawn`], [`spawn_blocking`], [`yield_now`], [`task::JoinHandle`] (dropping it detaches;
 //!   `abort`, `is_finished`), [`task::JoinError`].
 //!
-//! Not yet here: the reactor, timers and sockets, and the frame loop (later issues).
+//! Not yet here: the frame loop (a later issue).
 //!
 //! # What the compiler refuses
 //!
@@ -100,9 +106,11 @@
 //!
 //! Each layer uses only those before it: `sync`, `park`, `idle` (the park/notify protocol,
 //! loom-checked) → `coop`, `task` (the task allocation, its heap, join handles, registry) →
-//! `scheduler` (workers, queues, blocking pool, shutdown) → `context`, `runtime` (the API).
-//! The one reference back is the task header's pointer to its scheduler, which async-task
-//! calls to schedule it.
+//! `scheduler` (workers, queues, blocking pool, shutdown) → `driver` (reactor, timer wheel)
+//! → `context`, `runtime` (the API) → `net`, `time` (sockets and timers on the driver).
+//! Two references go back, each through a seam: the task header's pointer to its scheduler,
+//! which async-task calls to schedule it, and the `park::Driver` trait, through which a
+//! parking worker blocks in the driver.
 
 mod idle;
 mod park;
@@ -112,6 +120,12 @@ mod sync;
 mod context;
 #[cfg(not(loom))]
 mod coop;
+#[cfg(not(loom))]
+mod driver;
+#[cfg(not(loom))]
+pub mod net;
+#[cfg(not(loom))]
+pub mod time;
 #[cfg(not(loom))]
 mod metrics;
 #[cfg(not(loom))]

@@ -62,13 +62,18 @@ pub struct RuntimeMetrics {
     pub idle_blocking_threads: usize,
     /// `spawn_blocking` jobs waiting for a thread now.
     pub blocking_queue_depth: usize,
+    /// Sockets registered with the runtime's reactor now.
+    pub io_registrations: usize,
+    /// Timers armed now (`Sleep`s, `Interval`s and `Timeout`s polled and not yet fired or
+    /// dropped).
+    pub timers: usize,
     /// The statistics of the runtime's `SmartAlloc` (see `Builder::alloc`): `task` is the
     /// memory of task heaps, `heaps_alive` the heaps not yet returned.
     pub alloc: AllocStats,
 }
 
 impl RuntimeMetrics {
-    pub(crate) fn collect(shared: &crate::scheduler::Shared) -> Self {
+    pub(crate) fn collect(shared: &crate::scheduler::Shared, driver: &crate::driver::Handle) -> Self {
         let sum = |f: fn(&WorkerStats) -> &Counter| shared.stats.iter().map(|s| f(s).get()).sum::<u64>();
         let blocking = shared.blocking.counts();
         // Finished first: every finish it counts happened after its spawn, which the spawn
@@ -88,6 +93,8 @@ impl RuntimeMetrics {
             blocking_threads: blocking.threads,
             idle_blocking_threads: blocking.idle,
             blocking_queue_depth: blocking.queued,
+            io_registrations: driver.io.registrations(),
+            timers: driver.time.len(),
             alloc: shared.alloc.stats(),
         }
     }

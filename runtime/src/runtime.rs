@@ -3,7 +3,8 @@
 use crate::context::{self, EnterGuard};
 use crate::idle::{Idle, MAX_WORKERS};
 use crate::metrics::RuntimeMetrics;
-use crate::park::Parker;
+use crate::driver::{self, Driver};
+use crate::park::{self, Parker};
 use crate::scheduler::{self, blocking, Shared, ThreadKind, ThreadSpawner};
 use crate::task::JoinHandle;
 use core::fmt;
@@ -149,8 +150,9 @@ impl Builder {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "max_blocking_threads must be at least 1"));
         }
         let deques: Vec<_> = (0..workers).map(|_| crossbeam_deque::Worker::new_fifo()).collect();
-        let parkers: Vec<_> = (0..workers).map(|_| Parker::new()).collect();
-        let spawn_thread = self.thread_spawner();
+        let (driver, driver_handle) = Driver::new()?;
+        let parkers: Vec<_> = (0..workers).map(|_| Parker::new(Some(driver.clone() as Arc<dyn park::Driver>))).collect();
+        let spawn_thread = self.thread_spawner(driver_handle.clone());
         let shared = Arc::new(Shared::new(
             deques.iter().map(crossbeam_deque::Worker::stealer).collect(),
             Idle::new(parkers.iter().map(Parker::unparker).collect()),
@@ -158,7 +160,8 @@ impl Builder {
             self.alloc.unwrap_or_else(|| SmartAlloc::new(Default::default())),
             spawn_thread,
         ));
-        let mut rt = Runtime { handle: Handle { shared: shared.clone() }, workers: Vec::with_capacity(workers) };
+        let mut rt =
+            Runtime { handle: Handle { shared: shared.clone(), driver: driver_handle }, workers: Vec::with_capacity(workers) };
         for (index, (deque, parker)) in deques.into_iter().zip(parkers).enumerate() {
             let s = shared.clone();
             let body = Box::new(move || scheduler::run_worker(s, index, deque, parker));
@@ -168,7 +171,7 @@ impl Builder {
         Ok(rt)
     }
 
-    fn thread_spawner(&self) -> ThreadSpawner {
+    fn thread_spawner(&self, driver: Arc<driver::Handle>) -> ThreadSpawner {
         let name = self.thread_name.clone();
         let stack = self.thread_stack_size;
         let (start, stop) = (self.on_thread_start.clone(), self.on_thread_stop.clone());
@@ -177,7 +180,7 @@ impl Builder {
             if let Some(bytes) = stack {
                 b = b.stack_size(bytes);
             }
-            let handle = Handle { shared: shared.clone() };
+            let handle = Handle { shared: shared.clone(), driver: driver.clone() };
             let (start, stop) = (start.clone(), stop.clone());
             b.spawn(move || {
                 let _entered = context::enter(handle);
@@ -311,6 +314,8 @@ impl Runtime {
         }
         // Tasks a worker could not reach (woken from outside while the workers left).
         shared.drop_remaining_tasks();
+        // Sockets and timers still held outside the runtime fail or stay pending from now on.
+        self.handle.driver.shutdown();
         shared.blocking.shutdown(if on_own_worker { Some(Instant::now()) } else { blocking_deadline });
     }
 }
@@ -337,6 +342,7 @@ impl fmt::Debug for Runtime {
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) driver: Arc<driver::Handle>,
 }
 
 impl Handle {
@@ -419,7 +425,7 @@ impl Handle {
 
     /// Counters and allocator figures (see [`RuntimeMetrics`]).
     pub fn metrics(&self) -> RuntimeMetrics {
-        RuntimeMetrics::collect(&self.shared)
+        RuntimeMetrics::collect(&self.shared, &self.driver)
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) struct Worker {
     local: Deque<Task>,
     lifo: Cell<Option<Task>>,
     searching: Cell<bool>,
+    /// Turning the driver (parked on it, or a busy worker's turn): tasks it wakes stay on
+    /// its queue without waking other workers one by one.
+    parked: Cell<bool>,
     tick: Cell<u32>,
     rng: Cell<u64>,
     parker: Parker,
@@ -62,6 +65,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Deque<Task>, 
         local,
         lifo: Cell::new(None),
         searching: Cell::new(false),
+        parked: Cell::new(false),
         tick: Cell::new(0),
         // Any odd seed differing per worker.
         rng: Cell::new(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1) | 1),
@@ -103,6 +107,15 @@ impl Worker {
 
     fn next_task(&self, tick: u32) -> Option<Task> {
         if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            // Serve I/O and timers now and then while busy (no-op if another worker holds
+            // the driver, which it then runs).
+            self.parked.set(true);
+            self.parker.poll_driver();
+            self.parked.set(false);
+            self.flush_lifo();
+            if self.local.len() > 1 {
+                self.notify_if_not_searching();
+            }
             if let Some(t) = self.take_injected() {
                 return Some(t);
             }
@@ -194,14 +207,37 @@ impl Worker {
     fn park(&self) {
         self.stats().parks.bump();
         let shared = &*self.shared;
+        self.parked.set(true);
         let searching = shared.idle.park(
             self.index,
             self.searching.replace(false),
             &self.parker,
             || shared.has_work(),
+            || !self.local.is_empty() || self.lifo_has_task(),
             || shared.is_shutdown(),
         );
+        self.parked.set(false);
+        self.flush_lifo();
         self.searching.set(searching);
+        // The driver may have woken many tasks onto this worker: let another take some.
+        if !searching && !self.local.is_empty() {
+            self.shared.idle.notify_one();
+        }
+    }
+
+    /// Moves a task the driver woke into the LIFO slot onto the queue, where `next_task`
+    /// looks (the slot is only drained after a poll).
+    fn flush_lifo(&self) {
+        if let Some(t) = self.lifo.take() {
+            self.local.push(t);
+        }
+    }
+
+    fn lifo_has_task(&self) -> bool {
+        let t = self.lifo.take();
+        let has = t.is_some();
+        self.lifo.set(t);
+        has
     }
 
     /// Shutdown: drop the tasks this worker holds, then the injector's and the registered ones.
@@ -244,8 +280,9 @@ impl Worker {
 
     #[inline]
     fn notify_if_not_searching(&self) {
-        // A searching worker is about to run what it found and will wake another if needed.
-        if !self.searching.get() {
+        // A searching worker is about to run what it found and will wake another if needed;
+        // a worker turning the driver runs what it woke, and wakes another after if needed.
+        if !self.searching.get() && !self.parked.get() {
             self.shared.idle.notify_one();
         }
     }
