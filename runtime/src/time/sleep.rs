@@ -63,8 +63,9 @@ impl Sleep {
         self.elapsed || Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline, keeping the timer's place in the wheel; a completed sleep becomes
-    /// pending again if `deadline` is in the future.
+    /// Moves the deadline; a completed sleep becomes pending again if `deadline` is in the
+    /// future. The timer is disarmed now and armed again, for the new deadline, by the next
+    /// poll (the owner of the `&mut` is the one who polls it).
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         self.elapsed = false;
