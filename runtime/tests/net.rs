@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{runtime, wait_until};
+use common::{runtime, wait_until, Gate};
 use framealloc_alloc::SmartAlloc;
 use framealloc_runtime::net::{TcpListener, TcpStream, UdpSocket};
 use framealloc_runtime::time::{self, timeout};
@@ -428,4 +428,64 @@ fn net_types_are_send_and_sync_and_their_futures_send() {
     send(&TcpStream::connect("127.0.0.1:1"));
     send(&time::sleep(Duration::from_millis(1)));
     send(&timeout(Duration::from_millis(1), l.accept()));
+}
+
+#[test]
+fn a_socket_that_is_always_ready_does_not_starve_other_tasks() {
+    // One worker; one task reads a socket that always has data, never yielding by itself.
+    // The cooperative budget must make its reads return Pending now and then, so that the
+    // other task gets to run long before the data runs out.
+    const DATA: usize = 64 * 1024; // fits in loopback's socket buffers
+    const CHUNK: usize = 16;
+    let alloc = SmartAlloc::new(Default::default());
+    let rt = runtime(1, &alloc);
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let (written_tx, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = std_listener.accept().unwrap();
+        s.write_all(&vec![7; DATA]).unwrap();
+        let _ = written_tx.send(s); // kept open by the receiver
+    });
+    let (read_before_other_ran, total) = rt.block_on(async {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        // Everything is in our receive buffer: no read will find it empty.
+        let _peer = written.recv_timeout(LONG).expect("the socket buffers took all the data");
+        let other_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The other task waits on a gate that the reader opens after its first read, from its
+        // worker: the other task is then queued behind the reader on that worker.
+        let gate = Gate::new();
+        let (g, ran) = (gate.clone(), other_ran.clone());
+        let other = framealloc_runtime::spawn(async move {
+            g.wait().await;
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        while !gate.has_waiter() {
+            framealloc_runtime::time::sleep(Duration::from_millis(1)).await;
+        }
+        let flag = other_ran;
+        let reader = framealloc_runtime::spawn(async move {
+            let mut buf = [0; CHUNK];
+            let mut total = 0;
+            let mut before = None;
+            while total < DATA {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert_ne!(n, 0);
+                if total == 0 {
+                    gate.open();
+                }
+                total += n;
+                if before.is_none() && flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    before = Some(total);
+                }
+            }
+            (before, total)
+        });
+        let out = timeout(LONG, reader).await.unwrap().unwrap();
+        other.await.unwrap();
+        out
+    });
+    assert_eq!(total, DATA);
+    let before = read_before_other_ran.expect("the other task only ran after all the data was read");
+    assert!(before < DATA / 4, "the other task waited for {before} bytes of reads");
 }

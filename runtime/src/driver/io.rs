@@ -319,6 +319,32 @@ impl<E: mio::event::Source> PollEvented<E> {
         }
     }
 
+    /// [`poll_io`](Self::poll_io) for a stream's reads and writes of `len` bytes: a transfer
+    /// of fewer (but some) bytes also clears the readiness, since it drained the socket's
+    /// buffer (or filled it), and the next attempt would only find `WouldBlock`.
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut(&E) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let event = core::task::ready!(self.io.poll_ready(cx, direction))?;
+            match op(&self.source) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
+                r => {
+                    if let Ok(n) = r {
+                        if n > 0 && n < len {
+                            self.io.clear_readiness(event);
+                        }
+                    }
+                    return Poll::Ready(r);
+                }
+            }
+        }
+    }
+
     /// [`poll_io`](Self::poll_io) as a future.
     pub(crate) async fn async_io<R>(&self, direction: Direction, mut op: impl FnMut(&E) -> io::Result<R>) -> io::Result<R> {
         core::future::poll_fn(|cx| self.poll_io(cx, direction, &mut op)).await

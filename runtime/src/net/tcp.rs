@@ -255,15 +255,16 @@ impl TcpStream {
     }
 
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+        self.io.poll_transfer(cx, Direction::Read, buf.len(), |s| (&*s).read(buf))
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+        self.io.poll_transfer(cx, Direction::Write, buf.len(), |s| (&*s).write(buf))
     }
 
     fn poll_write_vectored_priv(&self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io.poll_transfer(cx, Direction::Write, len, |s| (&*s).write_vectored(bufs))
     }
 
     fn shutdown_write(&self) -> Poll<io::Result<()>> {

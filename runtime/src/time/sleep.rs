@@ -89,25 +89,29 @@ impl Future for Sleep {
         if this.handle.time.is_shut_down() {
             panic!("a framealloc timer was polled after its runtime shut down");
         }
-        let pending = match this.key {
-            Some(key) => Instant::now() < this.deadline && this.handle.time.poll_armed(key, cx.waker()),
+        match this.key {
+            Some(key) if Instant::now() < this.deadline => {
+                if this.handle.time.poll_armed(key, cx.waker()) {
+                    return Poll::Pending;
+                }
+                // Fired: the wheel holds nothing of it any more.
+                this.key = None;
+            }
+            Some(key) => {
+                // Due by the clock before the wheel turned.
+                this.handle.time.disarm(key);
+                this.key = None;
+            }
             None => match this.handle.time.arm(this.deadline, cx.waker()) {
                 Armed::Pending { key, wake_driver } => {
                     this.key = Some(key);
                     if wake_driver {
                         this.handle.wake();
                     }
-                    true
+                    return Poll::Pending;
                 }
-                Armed::Due => false,
+                Armed::Due => {}
             },
-        };
-        if pending {
-            return Poll::Pending;
-        }
-        if let Some(key) = this.key.take() {
-            // Fired (a no-op) or due by the clock before the wheel turned.
-            this.handle.time.disarm(key);
         }
         this.elapsed = true;
         coop::spend();
