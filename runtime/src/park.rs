@@ -40,7 +40,8 @@ pub(crate) trait Driver: Send + Sync {
     /// If no other thread holds the driver: takes it, calls `commit`, and if that returns
     /// `true` runs it (waits for events, due timers, `timeout` or [`wake`](Self::wake), and
     /// dispatches what came), then releases it and returns `true`. Returns `false` at once,
-    /// without calling `commit`, if another thread holds it.
+    /// without calling `commit`, if another thread holds it. A zero `timeout` (a busy
+    /// worker's turn) may be skipped, `commit` uncalled, if the driver turned very recently.
     fn try_park(&self, timeout: Option<Duration>, commit: &mut dyn FnMut() -> bool) -> bool;
 
     /// Ends the current or next wait of the driver (callable from any thread).

@@ -22,13 +22,18 @@ pub(crate) use wheel::TimerKey;
 use core::task::Waker;
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The token of the driver's own waker.
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 
 /// Events taken from the kernel per turn.
 const EVENTS: usize = 1024;
+
+/// A busy worker's non-blocking turn is skipped if the driver turned less than this long
+/// ago: it bounds the `epoll_wait` calls of busy workers running many short polls, at the
+/// cost of at most this much added latency while no worker is idle.
+const BUSY_TURN_INTERVAL: Duration = Duration::from_micros(100);
 
 /// What sockets and timers of a runtime share.
 pub(crate) struct Handle {
@@ -67,6 +72,8 @@ struct Core {
     poll: mio::Poll,
     events: mio::Events,
     woken: Vec<Waker>,
+    /// When the last turn ended (any kind).
+    last_turn: Instant,
 }
 
 impl core::fmt::Debug for Driver {
@@ -85,7 +92,7 @@ impl Driver {
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
         let registry = poll.registry().try_clone()?;
         let handle = Arc::new(Handle { io: io::IoHandle::new(registry), time: time::TimeHandle::new(), waker });
-        let core = Core { poll, events: mio::Events::with_capacity(EVENTS), woken: Vec::new() };
+        let core = Core { poll, events: mio::Events::with_capacity(EVENTS), woken: Vec::new(), last_turn: Instant::now() };
         Ok((Arc::new(Driver { core: Mutex::new(core), handle: handle.clone() }), handle))
     }
 
@@ -94,7 +101,7 @@ impl Driver {
     fn turn(&self, core: &mut Core, max: Option<Duration>) {
         let handle = &*self.handle;
         let timeout = handle.time.park_timeout(max);
-        let Core { poll, events, woken } = core;
+        let Core { poll, events, woken, .. } = core;
         if let Err(e) = poll.poll(events, timeout) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 // epoll_wait fails only for programming errors (a bad fd or buffer).
@@ -115,8 +122,12 @@ impl crate::park::Driver for Driver {
         let Some(mut core) = self.core.try_lock() else {
             return false;
         };
+        if timeout == Some(Duration::ZERO) && core.last_turn.elapsed() < BUSY_TURN_INTERVAL {
+            return true;
+        }
         if commit() {
             self.turn(&mut core, timeout);
+            core.last_turn = Instant::now();
         }
         true
     }
