@@ -86,28 +86,25 @@
 //! small (a few hundred tasks, 2,000 idle ones) and the paired comparison runs two rounds of
 //! one run: a check that every case works, not a measurement.
 
-use async_executor::Executor;
 use criterion::{criterion_group, Criterion, Throughput};
 // The request handlers' helpers of the tokio bench: mimalloc as an allocator-api2 allocator,
 // and the system allocator's settling (the rest is that bench's).
 mod handlers;
+mod peers;
 use handlers::{settle_system_allocator, Mi};
+use peers::{smoke, AsyncEx, Blocking, Case, OURS, WORKERS};
 use framealloc::SmartAlloc;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::{mpsc, Arc, LazyLock, OnceLock};
+use std::sync::{mpsc, Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-/// Worker threads of every runtime.
-const WORKERS: usize = 2;
 /// Allocations per request task.
 const ALLOCS: usize = 64;
 /// The request buffers' sizes, repeated: 16 of each.
 const SIZES: [usize; 4] = [16, 64, 128, 256];
-/// Rounds of the paired comparison (outside test mode).
-const ROUNDS: usize = 15;
 /// Environment variable that makes this binary an idle-task-memory child: `<runtime>:<tasks>`.
 const MEMORY_CHILD: &str = "FRAMEALLOC_EXECUTOR_BENCH_MEMORY_CHILD";
 
@@ -139,12 +136,6 @@ const FULL: Counts =
 /// Test mode's (`cargo test --benches`): every case checked, quickly, in a debug build.
 const SMOKE: Counts = Counts { spawn: 500, yield_tasks: 20, yields: 50, pings: 100, chain: 100, requests: 500, idle: 2_000, busy: 500 };
 
-/// Whether criterion is in test mode (`cargo bench` passes `--bench`, `cargo test` does not).
-fn smoke() -> bool {
-    static SMOKE_MODE: OnceLock<bool> = OnceLock::new();
-    *SMOKE_MODE.get_or_init(|| !std::env::args().any(|a| a == "--bench"))
-}
-
 /// The counts of this run.
 fn counts() -> Counts {
     if smoke() {
@@ -158,181 +149,25 @@ fn counts() -> Counts {
 /// allocate from.
 static ALLOC: LazyLock<SmartAlloc> = LazyLock::new(|| SmartAlloc::new(Default::default()));
 
-/// The async-executor of every async-executor case (run by the threads of an [`AsyncEx`]).
-static EX: Executor<'static> = Executor::new();
-
-
-/// What the workloads need of a runtime.
-trait Exec: Sync + 'static {
-    /// A task's join handle.
-    type Handle<T: Send + 'static>: Send + 'static;
-
-    /// Spawns from outside the runtime (the bench thread).
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static;
-
-    /// Spawns from inside one of the runtime's tasks (or its `block_on`).
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static;
-
-    /// Lets the task run on without a handle.
-    fn detach<T: Send + 'static>(h: Self::Handle<T>);
-
-    /// The task's output.
-    fn join<T: Send + 'static>(h: Self::Handle<T>) -> impl Future<Output = T> + Send;
-
-    /// Runs `f` on the bench thread to completion (the runtime's `block_on`).
-    fn block_on<F: Future>(&self, f: F) -> F::Output;
-
+/// What the workloads need of a runtime beyond spawning: yielding.
+trait Exec: peers::Exec {
     /// Yields to the scheduler once.
     fn yield_now() -> impl Future<Output = ()> + Send;
 }
 
 impl Exec for framealloc::runtime::Runtime {
-    type Handle<T: Send + 'static> = framealloc::runtime::JoinHandle<T>;
-
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        framealloc::runtime::Runtime::spawn(self, f)
-    }
-
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        framealloc::runtime::spawn(f)
-    }
-
-    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
-        drop(h);
-    }
-
-    async fn join<T: Send + 'static>(h: Self::Handle<T>) -> T {
-        h.await.expect("task completed")
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        framealloc::runtime::Runtime::block_on(self, f)
-    }
-
     fn yield_now() -> impl Future<Output = ()> + Send {
         framealloc::runtime::yield_now()
     }
 }
 
 impl Exec for tokio::runtime::Runtime {
-    type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
-
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::runtime::Runtime::spawn(self, f)
-    }
-
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(f)
-    }
-
-    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
-        drop(h);
-    }
-
-    async fn join<T: Send + 'static>(h: Self::Handle<T>) -> T {
-        h.await.expect("task completed")
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        tokio::runtime::Runtime::block_on(self, f)
-    }
-
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
     }
 }
 
-/// `WORKERS` threads running [`EX`] until dropped.
-struct AsyncEx {
-    stops: Vec<futures::channel::oneshot::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl AsyncEx {
-    fn new() -> Self {
-        let (mut stops, mut threads) = (Vec::new(), Vec::new());
-        for i in 0..WORKERS {
-            let (tx, rx) = futures::channel::oneshot::channel::<()>();
-            stops.push(tx);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("async-executor-{i}"))
-                    .spawn(move || {
-                        futures_lite::future::block_on(EX.run(async move {
-                            let _ = rx.await;
-                        }))
-                    })
-                    .expect("thread started"),
-            );
-        }
-        Self { stops, threads }
-    }
-}
-
-impl Drop for AsyncEx {
-    fn drop(&mut self) {
-        for tx in self.stops.drain(..) {
-            let _ = tx.send(());
-        }
-        for t in self.threads.drain(..) {
-            t.join().expect("async-executor thread ended normally");
-        }
-    }
-}
-
 impl Exec for AsyncEx {
-    type Handle<T: Send + 'static> = async_executor::Task<T>;
-
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        EX.spawn(f)
-    }
-
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        EX.spawn(f)
-    }
-
-    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
-        h.detach();
-    }
-
-    fn join<T: Send + 'static>(h: Self::Handle<T>) -> impl Future<Output = T> + Send {
-        h
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        futures_lite::future::block_on(f)
-    }
-
     fn yield_now() -> impl Future<Output = ()> + Send {
         futures_lite::future::yield_now()
     }
@@ -567,7 +402,7 @@ struct Runtimes {
 
 impl Runtimes {
     fn new() -> Self {
-        Self { framealloc: framealloc_runtime(), tokio: tokio_runtime(), async_ex: AsyncEx::new() }
+        Self { framealloc: framealloc_runtime(), tokio: tokio_runtime(), async_ex: AsyncEx::new(Blocking::Plain) }
     }
 }
 
@@ -578,12 +413,6 @@ fn framealloc_runtime() -> framealloc::runtime::Runtime {
 fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).enable_all().build().expect("runtime built")
 }
-
-/// The case every ratio is taken against.
-const OURS: &str = "framealloc";
-
-/// One case of a workload: a name and a function running the workload once.
-type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
 /// The cases of workload `w` (framealloc first; `tokio+mimalloc` and `runtime+mimalloc` for
 /// `request` only).
@@ -640,74 +469,15 @@ fn groups(c: &mut Criterion) {
     }
 }
 
-/// The 25th, 50th and 75th percentiles of `v`.
-fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
-}
-
-/// Time in the most readable unit.
-fn show(secs: f64) -> String {
-    if secs >= 1e-3 {
-        format!("{:.2} ms", secs * 1e3)
-    } else {
-        format!("{:.1} us", secs * 1e6)
-    }
-}
-
 /// The paired comparison (see the module docs), then the idle-task memory.
 fn paired() {
-    let smoke = smoke();
     let counts = counts();
-    let rounds = if smoke { 2 } else { ROUNDS };
-    let note = if smoke { "; a smoke run, not a measurement" } else { "" };
     let rts = Runtimes::new();
-    println!("\npaired comparison, {WORKERS} workers each, {rounds} rounds{note} (ratios: peer time / framealloc time, median and quartiles of the per-round ratios):");
+    println!("{}", peers::heading());
     for w in Workload::ALL {
         let cases = cases(&rts, w, counts);
         verify(&cases, w, &counts);
-        // Runs per batch: about 10 ms of framealloc's case.
-        let batch = if smoke {
-            1
-        } else {
-            let start = Instant::now();
-            (cases[0].1)();
-            let once = start.elapsed().as_secs_f64();
-            ((0.01 / once).ceil() as u32).clamp(1, 100)
-        };
-        assert_heaps_released();
-        let mut times = vec![Vec::with_capacity(rounds); cases.len()];
-        for round in 0..rounds {
-            for k in 0..cases.len() {
-                let i = (round + k) % cases.len();
-                (cases[i].1)(); // untimed: the case starts warm, whatever ran before it
-                let start = Instant::now();
-                for _ in 0..batch {
-                    (cases[i].1)();
-                }
-                times[i].push(start.elapsed().as_secs_f64() / f64::from(batch));
-                assert_heaps_released();
-            }
-        }
-        let ours = cases.iter().position(|c| c.0 == OURS).expect("case present");
-        let mut line = format!(
-            "  {:<23} ({}, batches of {batch}): {OURS} {}",
-            w.name(),
-            w.describe(&counts),
-            show(quartiles(times[ours].clone()).1)
-        );
-        for (i, (name, _)) in cases.iter().enumerate() {
-            if i == ours {
-                continue;
-            }
-            let ratios = times[i].iter().zip(&times[ours]).map(|(t, o)| t / o).collect();
-            let (q1, r, q3) = quartiles(ratios);
-            line += &format!(
-                " | {name} {}, {name}/ours = {r:.2}x ({q1:.2}-{q3:.2})",
-                show(quartiles(times[i].clone()).1)
-            );
-        }
-        println!("{line}");
+        println!("{}", peers::compare(w.name(), 23, &w.describe(&counts), &cases, assert_heaps_released));
     }
     drop(rts);
     task_memory(counts.idle, Held::Idle);
@@ -890,8 +660,8 @@ fn memory_child(spec: &str) {
         }
         ("tokio", false) => waiting_tasks(&tokio_runtime(), n, idle_task),
         ("tokio", true) => waiting_tasks(&tokio_runtime(), n, busy_system),
-        ("async-executor", false) => waiting_tasks(&AsyncEx::new(), n, idle_task),
-        ("async-executor", true) => waiting_tasks(&AsyncEx::new(), n, busy_system),
+        ("async-executor", false) => waiting_tasks(&AsyncEx::new(Blocking::Plain), n, idle_task),
+        ("async-executor", true) => waiting_tasks(&AsyncEx::new(Blocking::Plain), n, busy_system),
         #[cfg(feature = "tokio")]
         ("tokio+framealloc", true) => {
             let rt = tokio_runtime();
@@ -912,15 +682,5 @@ fn main() {
         memory_child(&spec);
         return;
     }
-    // A name filter on the command line that does not ask for "paired" skips the comparison;
-    // the filter "paired" skips the criterion groups (which would build their runtimes and
-    // check their cases before criterion filters them out).
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter.as_deref() != Some("paired") {
-        benches();
-    }
-    if filter.as_deref().is_none_or(|f| "paired".contains(f) || f.contains("paired")) {
-        paired();
-    }
-    Criterion::default().configure_from_args().final_summary();
+    peers::main(benches, paired);
 }

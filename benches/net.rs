@@ -62,7 +62,9 @@
 //! small (10 connections of 20 round trips, 2,000 timers) and the paired comparison runs two
 //! rounds of one run: a check that every case works, not a measurement.
 
-use async_executor::Executor;
+mod peers;
+
+use peers::{smoke, AsyncEx, Blocking, Case, Exec, EX, OURS, WORKERS};
 use criterion::{criterion_group, Criterion, Throughput};
 use std::future::Future;
 use std::io;
@@ -72,14 +74,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Worker threads of every runtime.
-const WORKERS: usize = 2;
 /// Bytes of an echo message.
 const MSG: usize = 32;
 /// Bytes an echo task reads at most at once.
 const SERVER_BUF: usize = 64;
-/// Rounds of the paired comparison (outside test mode).
-const ROUNDS: usize = 15;
 /// Longest a run may take before it counts as hung.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -100,12 +98,6 @@ const FULL: Counts = Counts { conns: 50, round_trips: 200, timers: 100_000 };
 /// Test mode's (`cargo test --benches`): every case checked, quickly, in a debug build.
 const SMOKE: Counts = Counts { conns: 10, round_trips: 20, timers: 2_000 };
 
-/// Whether criterion is in test mode (`cargo bench` passes `--bench`, `cargo test` does not).
-fn smoke() -> bool {
-    static SMOKE_MODE: OnceLock<bool> = OnceLock::new();
-    *SMOKE_MODE.get_or_init(|| !std::env::args().any(|a| a == "--bench"))
-}
-
 /// The counts of this run.
 fn counts() -> Counts {
     if smoke() {
@@ -115,36 +107,10 @@ fn counts() -> Counts {
     }
 }
 
-/// The async-executor of the async-executor case (run by the threads of an [`AsyncEx`]).
-static EX: Executor<'static> = Executor::new();
-
-/// What the workloads need of a runtime: spawning, a TCP stream and a timer.
-trait Rt: Sync + 'static {
-    /// A task's join handle.
-    type Handle<T: Send + 'static>: Send + 'static;
+/// What the workloads need of a runtime beyond spawning: a TCP stream and a timer.
+trait Rt: peers::Exec {
     /// A client's end of an echo connection.
     type Stream: Send + 'static;
-
-    /// Spawns from outside the runtime (the bench thread).
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static;
-
-    /// Spawns from inside one of the runtime's tasks.
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static;
-
-    /// Lets the task run on without a handle.
-    fn detach<T: Send + 'static>(h: Self::Handle<T>);
-
-    /// The task's output.
-    fn join<T: Send + 'static>(h: Self::Handle<T>) -> impl Future<Output = T> + Send;
-
-    /// Runs `f` on the bench thread to completion.
-    fn block_on<F: Future>(&self, f: F) -> F::Output;
 
     /// Starts an echo server on the runtime and connects `n` clients to it.
     fn echo_clients(&self, n: usize) -> Vec<Self::Stream>;
@@ -208,36 +174,7 @@ macro_rules! echo {
 const LOOPBACK: &str = "127.0.0.1:0";
 
 impl Rt for framealloc::runtime::Runtime {
-    type Handle<T: Send + 'static> = framealloc::runtime::JoinHandle<T>;
     type Stream = framealloc::runtime::net::TcpStream;
-
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        framealloc::runtime::Runtime::spawn(self, f)
-    }
-
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        framealloc::runtime::spawn(f)
-    }
-
-    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
-        drop(h);
-    }
-
-    async fn join<T: Send + 'static>(h: Self::Handle<T>) -> T {
-        h.await.expect("task completed")
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        framealloc::runtime::Runtime::block_on(self, f)
-    }
 
     fn echo_clients(&self, n: usize) -> Vec<Self::Stream> {
         use framealloc::runtime::net::{TcpListener, TcpStream};
@@ -271,36 +208,7 @@ impl Rt for framealloc::runtime::Runtime {
 }
 
 impl Rt for tokio::runtime::Runtime {
-    type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
     type Stream = tokio::net::TcpStream;
-
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::runtime::Runtime::spawn(self, f)
-    }
-
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(f)
-    }
-
-    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
-        drop(h);
-    }
-
-    async fn join<T: Send + 'static>(h: Self::Handle<T>) -> T {
-        h.await.expect("task completed")
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        tokio::runtime::Runtime::block_on(self, f)
-    }
 
     fn echo_clients(&self, n: usize) -> Vec<Self::Stream> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -335,75 +243,8 @@ impl Rt for tokio::runtime::Runtime {
     }
 }
 
-/// `WORKERS` threads running [`EX`] (and, when idle, async-io's reactor) until dropped.
-struct AsyncEx {
-    stops: Vec<futures::channel::oneshot::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl AsyncEx {
-    fn new() -> Self {
-        let (mut stops, mut threads) = (Vec::new(), Vec::new());
-        for i in 0..WORKERS {
-            let (tx, rx) = futures::channel::oneshot::channel::<()>();
-            stops.push(tx);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("async-executor-{i}"))
-                    .spawn(move || {
-                        async_io::block_on(EX.run(async move {
-                            let _ = rx.await;
-                        }))
-                    })
-                    .expect("thread started"),
-            );
-        }
-        Self { stops, threads }
-    }
-}
-
-impl Drop for AsyncEx {
-    fn drop(&mut self) {
-        for tx in self.stops.drain(..) {
-            let _ = tx.send(());
-        }
-        for t in self.threads.drain(..) {
-            t.join().expect("async-executor thread ended normally");
-        }
-    }
-}
-
 impl Rt for AsyncEx {
-    type Handle<T: Send + 'static> = async_executor::Task<T>;
     type Stream = async_io::Async<std::net::TcpStream>;
-
-    fn spawn<F>(&self, f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        EX.spawn(f)
-    }
-
-    fn spawn_in<F>(f: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        EX.spawn(f)
-    }
-
-    fn detach<T: Send + 'static>(h: Self::Handle<T>) {
-        h.detach();
-    }
-
-    fn join<T: Send + 'static>(h: Self::Handle<T>) -> impl Future<Output = T> + Send {
-        h
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        async_io::block_on(f)
-    }
 
     fn echo_clients(&self, n: usize) -> Vec<Self::Stream> {
         use async_io::Async;
@@ -526,7 +367,7 @@ impl Runtimes {
         let framealloc = framealloc::runtime::Runtime::builder().worker_threads(WORKERS).build().expect("runtime built");
         let tokio =
             tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).enable_all().build().expect("runtime built");
-        Self { framealloc: Side::new(framealloc, c), tokio: Side::new(tokio, c), async_ex: Side::new(AsyncEx::new(), c) }
+        Self { framealloc: Side::new(framealloc, c), tokio: Side::new(tokio, c), async_ex: Side::new(AsyncEx::new(Blocking::Reactor), c) }
     }
 }
 
@@ -564,12 +405,6 @@ impl Workload {
     }
 }
 
-/// The case every ratio is taken against.
-const OURS: &str = "framealloc";
-
-/// One case of a workload: a name and a function running the workload once.
-type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
-
 /// The cases of workload `w`, framealloc first.
 fn cases(rts: &Runtimes, w: Workload, c: Counts) -> Vec<Case<'_>> {
     vec![
@@ -601,85 +436,19 @@ fn runtimes() -> &'static Runtimes {
     RTS.get_or_init(|| Runtimes::new(&counts()))
 }
 
-/// The 25th, 50th and 75th percentiles of `v`.
-fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
-}
-
-/// Time in the most readable unit.
-fn show(secs: f64) -> String {
-    if secs >= 1e-3 {
-        format!("{:.2} ms", secs * 1e3)
-    } else {
-        format!("{:.1} us", secs * 1e6)
-    }
-}
-
 /// The paired comparison (see the module docs).
 fn paired() {
-    let smoke = smoke();
     let counts = counts();
-    let rounds = if smoke { 2 } else { ROUNDS };
-    let note = if smoke { "; a smoke run, not a measurement" } else { "" };
     let rts = runtimes();
-    println!("\npaired comparison, {WORKERS} workers each, {rounds} rounds{note} (ratios: peer time / framealloc time, median and quartiles of the per-round ratios):");
+    println!("{}", peers::heading());
     for w in Workload::ALL {
         let cases = cases(rts, w, counts);
-        // Runs per batch: about 10 ms of framealloc's case.
-        let batch = if smoke {
-            1
-        } else {
-            let start = Instant::now();
-            (cases[0].1)();
-            let once = start.elapsed().as_secs_f64();
-            ((0.01 / once).ceil() as u32).clamp(1, 100)
-        };
-        let mut times = vec![Vec::with_capacity(rounds); cases.len()];
-        for round in 0..rounds {
-            for k in 0..cases.len() {
-                let i = (round + k) % cases.len();
-                (cases[i].1)(); // untimed: the case starts warm, whatever ran before it
-                let start = Instant::now();
-                for _ in 0..batch {
-                    (cases[i].1)();
-                }
-                times[i].push(start.elapsed().as_secs_f64() / f64::from(batch));
-            }
-        }
-        let ours = cases.iter().position(|c| c.0 == OURS).expect("case present");
-        let mut line = format!(
-            "  {:<9} ({}, batches of {batch}): {OURS} {}",
-            w.name(),
-            w.describe(&counts),
-            show(quartiles(times[ours].clone()).1)
-        );
-        for (i, (name, _)) in cases.iter().enumerate() {
-            if i == ours {
-                continue;
-            }
-            let ratios = times[i].iter().zip(&times[ours]).map(|(t, o)| t / o).collect();
-            let (q1, r, q3) = quartiles(ratios);
-            line += &format!(
-                " | {name} {}, {name}/ours = {r:.2}x ({q1:.2}-{q3:.2})",
-                show(quartiles(times[i].clone()).1)
-            );
-        }
-        println!("{line}");
+        println!("{}", peers::compare(w.name(), 9, &w.describe(&counts), &cases, || ()));
     }
 }
 
 criterion_group!(benches, groups);
 
 fn main() {
-    // A name filter on the command line that does not ask for "paired" skips the comparison;
-    // the filter "paired" skips the criterion groups.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter.as_deref() != Some("paired") {
-        benches();
-    }
-    if filter.as_deref().is_none_or(|f| "paired".contains(f) || f.contains("paired")) {
-        paired();
-    }
-    Criterion::default().configure_from_args().final_summary();
+    peers::main(benches, paired);
 }
