@@ -29,15 +29,16 @@ pub use framealloc_alloc::{
 };
 
 /// The framealloc runtime: a work-stealing executor whose tasks each own a heap
-/// (`Runtime`, `spawn`, `JoinHandle`, ...). Its reactor, timers, sockets and frame loop are
-/// not built yet.
+/// (`Runtime`, `spawn`, `JoinHandle`, ...), with its reactor and timers (`net`, `time`). Its
+/// frame loop is not built yet.
 pub use framealloc_runtime as runtime;
 
 /// framealloc on tokio: `TaskAlloc`, `AsyncPoolGuard` and per-task heaps for tokio tasks.
 #[cfg(feature = "tokio")]
 pub use framealloc_tokio as tokio;
 
-/// The README's example runs as a doctest.
-#[cfg(doctest)]
+/// The README's examples run as doctests (with the feature `tokio`, which one of them uses:
+/// the README's test command enables every feature).
+#[cfg(all(doctest, feature = "tokio"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
