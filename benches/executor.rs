@@ -91,9 +91,9 @@ use criterion::{criterion_group, Criterion, Throughput};
 // and the system allocator's settling (the rest is that bench's).
 mod handlers;
 mod peers;
+use framealloc::SmartAlloc;
 use handlers::{settle_system_allocator, Mi};
 use peers::{smoke, AsyncEx, Blocking, Case, OURS, WORKERS};
-use framealloc::SmartAlloc;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::AtomicUsize;
@@ -130,11 +130,20 @@ struct Counts {
 }
 
 /// tokio's constants, and the request and idle-memory sizes.
-const FULL: Counts =
-    Counts { spawn: 10_000, yield_tasks: 200, yields: 1_000, pings: 1_000, chain: 1_000, requests: 10_000, idle: 100_000, busy: 10_000 };
+const FULL: Counts = Counts {
+    spawn: 10_000,
+    yield_tasks: 200,
+    yields: 1_000,
+    pings: 1_000,
+    chain: 1_000,
+    requests: 10_000,
+    idle: 100_000,
+    busy: 10_000,
+};
 
 /// Test mode's (`cargo test --benches`): every case checked, quickly, in a debug build.
-const SMOKE: Counts = Counts { spawn: 500, yield_tasks: 20, yields: 50, pings: 100, chain: 100, requests: 500, idle: 2_000, busy: 500 };
+const SMOKE: Counts =
+    Counts { spawn: 500, yield_tasks: 20, yields: 50, pings: 100, chain: 100, requests: 500, idle: 2_000, busy: 500 };
 
 /// The counts of this run.
 fn counts() -> Counts {
@@ -517,7 +526,11 @@ fn task_memory(n: usize, held: Held) {
             .output()
             .expect("task-memory child started");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "task-memory child for {which} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "task-memory child for {which} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let bytes = stdout
             .lines()
             .find_map(|l| l.strip_prefix("bytes_per_task "))
@@ -533,8 +546,10 @@ fn task_memory(n: usize, held: Held) {
         Held::Idle => "parked on a oneshot",
         Held::Busy => "each holding 2 KiB + 16 x 48 B + 64 u32 across a oneshot",
     };
-    let mut line =
-        format!("\n{} task memory ({n} tasks {what}, resident set growth per task{note}): {OURS} {ours:.0} B", held.name());
+    let mut line = format!(
+        "\n{} task memory ({n} tasks {what}, resident set growth per task{note}): {OURS} {ours:.0} B",
+        held.name()
+    );
     for (which, bytes) in &results[1..] {
         if let Some(b) = bytes {
             line += &format!(" | {which} {b:.0} B, ours/{which} = {:.2}x", ours / b);
@@ -640,7 +655,9 @@ async fn busy_task_alloc(rx: futures::channel::oneshot::Receiver<()>) {
 fn memory_child(spec: &str) {
     let mut parts = spec.split(':');
     let (which, n, held) = (parts.next(), parts.next(), parts.next());
-    let (Some(which), Some(n), Some(held)) = (which, n, held) else { panic!("<runtime>:<tasks>:<idle|busy>, not {spec}") };
+    let (Some(which), Some(n), Some(held)) = (which, n, held) else {
+        panic!("<runtime>:<tasks>:<idle|busy>, not {spec}")
+    };
     let n: usize = n.parse().expect("a task count");
     let busy = match held {
         "idle" => false,

@@ -64,8 +64,8 @@
 
 mod peers;
 
-use peers::{smoke, AsyncEx, Blocking, Case, Exec, EX, OURS, WORKERS};
 use criterion::{criterion_group, Criterion, Throughput};
+use peers::{smoke, AsyncEx, Blocking, Case, Exec, EX, OURS, WORKERS};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -116,7 +116,11 @@ trait Rt: peers::Exec {
     fn echo_clients(&self, n: usize) -> Vec<Self::Stream>;
 
     /// Client `id`'s `m` round trips on `s` (see [`round_trips!`]); `s` back if all echoed.
-    fn round_trips(s: Self::Stream, id: usize, m: usize) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static;
+    fn round_trips(
+        s: Self::Stream,
+        id: usize,
+        m: usize,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static;
 
     /// Sleeps for `d` (inside a task).
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send + 'static;
@@ -296,7 +300,8 @@ fn tcp_echo<E: Rt>(rt: &E, conns: &Mutex<Vec<E::Stream>>, m: usize) {
     let n = streams.len();
     let back = run_in::<E, _>("tcp_echo", |tx| {
         rt.spawn(async move {
-            let clients: Vec<_> = streams.into_iter().enumerate().map(|(id, s)| E::spawn_in(E::round_trips(s, id, m))).collect();
+            let clients: Vec<_> =
+                streams.into_iter().enumerate().map(|(id, s)| E::spawn_in(E::round_trips(s, id, m))).collect();
             let mut back = Vec::with_capacity(clients.len());
             for c in clients {
                 back.push(E::join(c).await);
@@ -364,10 +369,18 @@ struct Runtimes {
 
 impl Runtimes {
     fn new(c: &Counts) -> Self {
-        let framealloc = framealloc::runtime::Runtime::builder().worker_threads(WORKERS).build().expect("runtime built");
-        let tokio =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).enable_all().build().expect("runtime built");
-        Self { framealloc: Side::new(framealloc, c), tokio: Side::new(tokio, c), async_ex: Side::new(AsyncEx::new(Blocking::Reactor), c) }
+        let framealloc =
+            framealloc::runtime::Runtime::builder().worker_threads(WORKERS).build().expect("runtime built");
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKERS)
+            .enable_all()
+            .build()
+            .expect("runtime built");
+        Self {
+            framealloc: Side::new(framealloc, c),
+            tokio: Side::new(tokio, c),
+            async_ex: Side::new(AsyncEx::new(Blocking::Reactor), c),
+        }
     }
 }
 

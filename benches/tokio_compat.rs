@@ -175,14 +175,36 @@ impl Allocs {
 /// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc, bytes_thread_pool);
+    let cases = cases!(
+        &rt,
+        &a.tasks,
+        &a.threads,
+        no_alloc,
+        bytes_system,
+        bytes_mimalloc,
+        bytes_bumpalo,
+        bytes_pool,
+        bytes_task_alloc,
+        bytes_thread_pool
+    );
     bench_cases(c, "tokio_request_handler", &cases, &a);
 }
 
 /// The object workload on tokio.
 fn request_handler_objects(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(&rt, &a.tasks, &a.threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc, objects_thread_pool);
+    let cases = cases!(
+        &rt,
+        &a.tasks,
+        &a.threads,
+        no_alloc,
+        objects_system,
+        objects_mimalloc,
+        objects_bumpalo,
+        objects_pool,
+        objects_task_alloc,
+        objects_thread_pool
+    );
     bench_cases(c, "tokio_request_handler_objects", &cases, &a);
 }
 
@@ -384,9 +406,51 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
     let a = Allocs::new();
     let (tasks, threads) = (&a.tasks, &a.threads);
     let workloads = [
-        ("byte buffers", cases!(rt, tasks, threads, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc, bytes_thread_pool)),
-        ("objects", cases!(rt, tasks, threads, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc, objects_thread_pool)),
-        ("small tasks", cases!(rt, tasks, threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc, small_thread_pool)),
+        (
+            "byte buffers",
+            cases!(
+                rt,
+                tasks,
+                threads,
+                no_alloc,
+                bytes_system,
+                bytes_mimalloc,
+                bytes_bumpalo,
+                bytes_pool,
+                bytes_task_alloc,
+                bytes_thread_pool
+            ),
+        ),
+        (
+            "objects",
+            cases!(
+                rt,
+                tasks,
+                threads,
+                no_alloc,
+                objects_system,
+                objects_mimalloc,
+                objects_bumpalo,
+                objects_pool,
+                objects_task_alloc,
+                objects_thread_pool
+            ),
+        ),
+        (
+            "small tasks",
+            cases!(
+                rt,
+                tasks,
+                threads,
+                small_no_alloc,
+                small_system,
+                small_mimalloc,
+                small_bumpalo,
+                small_pool,
+                small_task_alloc,
+                small_thread_pool
+            ),
+        ),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -413,7 +477,9 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
             (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
         };
         let note = if smoke { "; a smoke run, not a measurement" } else { "" };
-        println!("\npaired comparison, {workload}, {flavour} ({rounds} rounds of {BATCH} runs of {TASKS} tasks{note}):");
+        println!(
+            "\npaired comparison, {workload}, {flavour} ({rounds} rounds of {BATCH} runs of {TASKS} tasks{note}):"
+        );
         let pool = cases.iter().position(|c| c.0 == "framealloc_spawn_pool").expect("case present");
         let mimalloc = cases.iter().position(|c| c.0 == "mimalloc").expect("case present");
         // Median and quartiles of case `i`'s per-round time over case `base`'s.
@@ -438,7 +504,18 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
 /// The small-task workload on tokio.
 fn small_tasks(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(&rt, &a.tasks, &a.threads, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc, small_thread_pool);
+    let cases = cases!(
+        &rt,
+        &a.tasks,
+        &a.threads,
+        small_no_alloc,
+        small_system,
+        small_mimalloc,
+        small_bumpalo,
+        small_pool,
+        small_task_alloc,
+        small_thread_pool
+    );
     bench_cases(c, "tokio_small_tasks", &cases, &a);
 }
 

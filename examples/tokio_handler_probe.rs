@@ -33,7 +33,12 @@ mod handlers;
 use framealloc::SmartAlloc;
 use handlers::*;
 
-fn spawn_one(rt: &tokio::runtime::Runtime, alloc: &SmartAlloc, workload: &str, case: &str) -> tokio::task::JoinHandle<u64> {
+fn spawn_one(
+    rt: &tokio::runtime::Runtime,
+    alloc: &SmartAlloc,
+    workload: &str,
+    case: &str,
+) -> tokio::task::JoinHandle<u64> {
     let _guard = rt.enter();
     let a = alloc.clone();
     match (workload, case) {
@@ -96,7 +101,16 @@ fn main() {
         }
         [] => {
             for workload in ["bytes", "objects", "small"] {
-                for case in ["no_alloc", "system", "mimalloc", "framealloc", "task_alloc", "thread_pool", "bumpalo", "wrapper_only"] {
+                for case in [
+                    "no_alloc",
+                    "system",
+                    "mimalloc",
+                    "framealloc",
+                    "task_alloc",
+                    "thread_pool",
+                    "bumpalo",
+                    "wrapper_only",
+                ] {
                     let start = std::time::Instant::now();
                     run(&rt, &alloc, workload, case, 1);
                     println!("{workload:8} {case:12} {:>8.1?}", start.elapsed());

@@ -24,8 +24,10 @@ use tokio::runtime::{Builder, Runtime};
 
 // `framealloc::tokio::{TaskAlloc, AsyncPoolGuard}` are the core's types, not look-alikes: this
 // does not compile otherwise.
-const _: fn(framealloc::TaskAlloc, framealloc::AsyncPoolGuard) -> (framealloc::tokio::TaskAlloc, framealloc::tokio::AsyncPoolGuard) =
-    |t, g| (t, g);
+const _: fn(
+    framealloc::TaskAlloc,
+    framealloc::AsyncPoolGuard,
+) -> (framealloc::tokio::TaskAlloc, framealloc::tokio::AsyncPoolGuard) = |t, g| (t, g);
 
 /// The two tokio runtime flavours every async snippet runs on.
 fn flavours() -> [(&'static str, Runtime); 2] {
@@ -62,17 +64,17 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 // The guide's sections, in its order.
-#[path = "guide/task_alloc.rs"]
-mod task_alloc;
 #[path = "guide/async_pool_guard.rs"]
 mod async_pool_guard;
-#[path = "guide/common_patterns.rs"]
-mod common_patterns;
-#[path = "guide/tokio_integration.rs"]
-mod tokio_integration;
 #[path = "guide/best_practices.rs"]
 mod best_practices;
+#[path = "guide/common_patterns.rs"]
+mod common_patterns;
 #[path = "guide/migration.rs"]
 mod migration;
+#[path = "guide/task_alloc.rs"]
+mod task_alloc;
+#[path = "guide/tokio_integration.rs"]
+mod tokio_integration;
 #[path = "guide/troubleshooting.rs"]
 mod troubleshooting;

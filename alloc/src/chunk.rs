@@ -50,7 +50,8 @@ struct Segments {
     all: Vec<FreeChunk>,
 }
 
-static SEGMENTS: Mutex<Segments> = Mutex::new(Segments { free: Vec::new(), next: 0, end: 0, current: None, all: Vec::new() });
+static SEGMENTS: Mutex<Segments> =
+    Mutex::new(Segments { free: Vec::new(), next: 0, end: 0, current: None, all: Vec::new() });
 
 impl Segments {
     /// A free default chunk: a freed one, else a new one carved from the current segment
@@ -169,7 +170,8 @@ mod tests {
 
     #[test]
     fn default_chunks_are_carved_granule_aligned_and_distinct() {
-        let chunks: Vec<_> = (0..SEGMENT / DEFAULT_TASK_CHUNK + 3).map(|_| acquire(DEFAULT_TASK_CHUNK).unwrap()).collect();
+        let chunks: Vec<_> =
+            (0..SEGMENT / DEFAULT_TASK_CHUNK + 3).map(|_| acquire(DEFAULT_TASK_CHUNK).unwrap()).collect();
         let mut addrs: Vec<usize> = chunks.iter().map(|p| p.as_ptr().addr()).collect();
         assert!(addrs.iter().all(|a| a % GRANULE == 0));
         addrs.sort_unstable();

@@ -81,7 +81,10 @@ impl AllocConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field, rule: String| Err(ConfigError { field, rule });
         if self.frame_chunk_bytes < 1024 || self.frame_chunk_bytes > (1 << 30) {
-            return bad("frame_chunk_bytes", format!("must be between 1 KiB and 1 GiB, got {}", self.frame_chunk_bytes));
+            return bad(
+                "frame_chunk_bytes",
+                format!("must be between 1 KiB and 1 GiB, got {}", self.frame_chunk_bytes),
+            );
         }
         if self.frame_chunk_max_bytes < self.frame_chunk_bytes || self.frame_chunk_max_bytes > (1 << 30) {
             return bad(

@@ -5,8 +5,8 @@
 use crate::config::AllocConfig;
 use crate::error::{AllocError, Budget};
 use crate::heap::HeapCore;
-use core::ptr::NonNull;
 use crate::stats::{AllocStats, Counters, Kind, KindStats};
+use core::ptr::NonNull;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;

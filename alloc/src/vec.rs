@@ -20,7 +20,10 @@ thread_local! {
 
 /// Allocates for an `allocator-api2` collection, recording the error for [`take_error`].
 #[inline(always)]
-pub(crate) fn heap_allocate(heap: &HeapCore, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+pub(crate) fn heap_allocate(
+    heap: &HeapCore,
+    layout: Layout,
+) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
     if layout.size() == 0 {
         // A dangling, aligned pointer: zero-sized blocks need no memory.
         let p = crate::frame::arena::dangling(layout);

@@ -513,9 +513,8 @@ fn misuse_is_reported_clearly() {
     let msg = panic_message(catch_unwind(AssertUnwindSafe(|| alloc.begin_frame())).unwrap_err());
     assert!(msg.contains("twice"), "{msg}");
     alloc.end_frame();
-    let msg = panic_message(
-        catch_unwind(AssertUnwindSafe(|| alloc.frame_scope(|_f| alloc.begin_frame()))).unwrap_err(),
-    );
+    let msg =
+        panic_message(catch_unwind(AssertUnwindSafe(|| alloc.frame_scope(|_f| alloc.begin_frame()))).unwrap_err());
     assert!(msg.contains("inside frame_scope"), "{msg}");
     // The failed calls left the arena usable.
     alloc.begin_frame();

@@ -774,9 +774,8 @@ fn blocks_freed_on_other_threads_are_reused_before_a_new_chunk() {
     assert!(n > 0);
     std::thread::spawn(move || drop(boxes)).join().unwrap();
     cx.enter(|| {
-        let again: Vec<_> = (0..n)
-            .map(|_| alloc.try_pool_box([0u8; 512]).expect("the blocks freed elsewhere are reused"))
-            .collect();
+        let again: Vec<_> =
+            (0..n).map(|_| alloc.try_pool_box([0u8; 512]).expect("the blocks freed elsewhere are reused")).collect();
         assert_eq!(again.len(), n);
     });
 }

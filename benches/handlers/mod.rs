@@ -294,4 +294,3 @@ pub async fn objects_task_alloc(alloc: SmartAlloc) -> u64 {
     let task = TaskAlloc::new(&alloc);
     objects_handler!(|v| task.alloc_box(v))
 }
-

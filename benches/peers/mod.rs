@@ -279,7 +279,10 @@ pub fn compare(label: &str, width: usize, describe: &str, cases: &[Case], after_
             after_each();
         }
     }
-    let mut line = format!("  {label:<width$} ({describe}, batches of {batch}): {OURS} {}", show(quartiles(times[ours].clone()).1));
+    let mut line = format!(
+        "  {label:<width$} ({describe}, batches of {batch}): {OURS} {}",
+        show(quartiles(times[ours].clone()).1)
+    );
     for (i, (name, _)) in cases.iter().enumerate() {
         if i == ours {
             continue;

@@ -153,17 +153,13 @@ fn start_background() -> Handle {
         .enable_all()
         .thread_name("framealloc-tokio-compat-blocking")
         .build()
-        .unwrap_or_else(|e| {
-            panic!("framealloc_tokio::compat: cannot build the background tokio runtime: {e}")
-        });
+        .unwrap_or_else(|e| panic!("framealloc_tokio::compat: cannot build the background tokio runtime: {e}"));
     let handle = rt.handle().clone();
     std::thread::Builder::new()
         .name(THREAD_NAME.to_string())
         // Parks on tokio's driver, running its I/O and timer events (and any task spawned
         // onto it), until the process exits.
         .spawn(move || rt.block_on(core::future::pending::<()>()))
-        .unwrap_or_else(|e| {
-            panic!("framealloc_tokio::compat: cannot spawn the `{THREAD_NAME}` thread: {e}")
-        });
+        .unwrap_or_else(|e| panic!("framealloc_tokio::compat: cannot spawn the `{THREAD_NAME}` thread: {e}"));
     handle
 }

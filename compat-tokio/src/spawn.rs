@@ -145,9 +145,6 @@ impl<F: Future> Future for WithTaskHeap<F> {
 
 impl<F> core::fmt::Debug for WithTaskHeap<F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("WithTaskHeap")
-            .field("ctx", &self.ctx)
-            .field("completed", &self.future.is_none())
-            .finish()
+        f.debug_struct("WithTaskHeap").field("ctx", &self.ctx).field("completed", &self.future.is_none()).finish()
     }
 }

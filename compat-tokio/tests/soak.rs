@@ -181,7 +181,8 @@ fn waves_of_mixed_tasks_leave_nothing_behind() {
             let received = collector.await.unwrap();
             (kept, received)
         });
-        let expected_by_channel = (base..base + TASKS_PER_WAVE).filter(|&t| matches!(kind(mix(t)), Kind::EscapeByChannel));
+        let expected_by_channel =
+            (base..base + TASKS_PER_WAVE).filter(|&t| matches!(kind(mix(t)), Kind::EscapeByChannel));
         assert_eq!(received, expected_by_channel.count() as u64);
         // Only the boxes returned through the `JoinHandle`s are still alive, each keeping its
         // (ended) task's heap.

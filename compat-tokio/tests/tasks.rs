@@ -849,10 +849,9 @@ fn spawn_outside_a_runtime_panics_like_tokio_and_drops_the_future() {
     let alloc = SmartAlloc::new(Default::default());
     let held = alloc.pool_box([1u8; 48]);
     assert_eq!(alloc.stats().pool.live_bytes, 48);
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        framealloc_tokio::spawn(async move { held[0] })
-    }))
-    .expect_err("no runtime here");
+    let err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| framealloc_tokio::spawn(async move { held[0] })))
+            .expect_err("no runtime here");
     let msg = payload_text(&*err);
     assert!(msg.contains("Tokio 1.x runtime"), "{msg:?}");
     // The future (and the block it captured) was dropped, and no heap was made for it.
@@ -908,11 +907,8 @@ fn a_guard_dropped_in_another_task_ends_its_scope() {
                 dropped_rx.await.unwrap();
                 (in_scope, a.pool_box(8u64))
             };
-            let (in_scope, after) = if ours {
-                framealloc_tokio::spawn(opener).await.unwrap()
-            } else {
-                tokio::spawn(opener).await.unwrap()
-            };
+            let (in_scope, after) =
+                if ours { framealloc_tokio::spawn(opener).await.unwrap() } else { tokio::spawn(opener).await.unwrap() };
             dropper.await.unwrap();
             assert_eq!((*in_scope, *after), (7, 8));
             let s = alloc.stats();

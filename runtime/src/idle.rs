@@ -230,8 +230,7 @@ mod loom_models {
                             if !searching {
                                 searching = idle.transition_to_searching();
                             }
-                            let got = searching
-                                && queue.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+                            let got = searching && queue.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
                             if got {
                                 searching = false;
                                 if idle.transition_from_searching() {
@@ -244,8 +243,7 @@ mod loom_models {
                             if stop() {
                                 break;
                             }
-                            searching =
-                                idle.park(index, searching, &parker, || queue.load(SeqCst) > 0, || false, stop);
+                            searching = idle.park(index, searching, &parker, || queue.load(SeqCst) > 0, || false, stop);
                         }
                     })
                 })
@@ -264,87 +262,6 @@ mod loom_models {
                 w.join().unwrap();
             }
             assert_eq!(queue.load(SeqCst), 0);
-        });
-    }
-
-    /// A worker woken by its own driver turn with tasks on its queue (`has_local_work`)
-    /// while a publisher's `notify_one` may pick the same worker: whichever way it comes
-    /// back, every task is taken and the parked count matches the sleepers list (a worker
-    /// taken off it twice, or counted unparked twice, would break it).
-    #[test]
-    fn loom_driver_wakes_a_worker_with_local_work_while_a_publisher_notifies() {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(3);
-        builder.check(|| {
-            let parkers: Vec<Parker> = (0..2).map(|_| Parker::new(None)).collect();
-            let unpark0 = parkers[0].unparker();
-            let idle = Arc::new(Idle::new(parkers.iter().map(Parker::unparker).collect()));
-            let queue = Arc::new(AtomicUsize::new(0));
-            // Worker 0's own queue, filled by "its driver turn".
-            let local = Arc::new(AtomicUsize::new(0));
-            let taken = Arc::new(AtomicUsize::new(0));
-            const TASKS: usize = 2;
-
-            let workers: Vec<_> = parkers
-                .into_iter()
-                .enumerate()
-                .map(|(index, parker)| {
-                    let (idle, queue, local, taken) = (idle.clone(), queue.clone(), local.clone(), taken.clone());
-                    loom::thread::spawn(move || {
-                        let mut searching = false;
-                        while taken.load(SeqCst) < TASKS {
-                            if index == 0 && local.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
-                                taken.fetch_add(1, SeqCst);
-                                continue;
-                            }
-                            if !searching {
-                                searching = idle.transition_to_searching();
-                            }
-                            let got = searching
-                                && queue.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
-                            if got {
-                                searching = false;
-                                if idle.transition_from_searching() {
-                                    idle.notify_one();
-                                }
-                                taken.fetch_add(1, SeqCst);
-                                continue;
-                            }
-                            let stop = || taken.load(SeqCst) >= TASKS;
-                            if stop() {
-                                break;
-                            }
-                            let has_local = || index == 0 && local.load(SeqCst) > 0;
-                            searching = idle.park(index, searching, &parker, || queue.load(SeqCst) > 0, has_local, stop);
-                        }
-                    })
-                })
-                .collect();
-
-            // The driver: a task woken onto worker 0's queue, and worker 0 woken from its turn.
-            let driver = {
-                let local = local.clone();
-                loom::thread::spawn(move || {
-                    local.fetch_add(1, SeqCst);
-                    unpark0.unpark();
-                })
-            };
-            queue.fetch_add(1, SeqCst);
-            idle.notify_one();
-            while taken.load(SeqCst) < TASKS {
-                loom::thread::yield_now();
-            }
-            idle.unpark_all();
-            driver.join().unwrap();
-            for w in workers {
-                w.join().unwrap();
-            }
-            let sleepers = idle.sleepers.lock().clone();
-            let mut unique = sleepers.clone();
-            unique.sort_unstable();
-            unique.dedup();
-            assert_eq!(unique.len(), sleepers.len(), "a worker is on the sleepers list twice");
-            assert_eq!(idle.parked(), sleepers.len(), "parked count and sleepers list disagree");
         });
     }
 }

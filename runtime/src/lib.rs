@@ -123,17 +123,17 @@ mod coop;
 #[cfg(not(loom))]
 mod driver;
 #[cfg(not(loom))]
-pub mod net;
-#[cfg(not(loom))]
-pub mod time;
-#[cfg(not(loom))]
 mod metrics;
+#[cfg(not(loom))]
+pub mod net;
 #[cfg(not(loom))]
 mod runtime;
 #[cfg(not(loom))]
 mod scheduler;
 #[cfg(not(loom))]
 pub mod task;
+#[cfg(not(loom))]
+pub mod time;
 
 #[cfg(not(loom))]
 pub use context::EnterGuard;

@@ -106,16 +106,18 @@ impl Parker {
         }
         if let Some(driver) = &inner.driver {
             let mut notified = false;
-            let took = driver.try_park(None, &mut || {
-                match inner.state.compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst) {
-                    Ok(_) => true,
-                    Err(NOTIFIED) => {
-                        notified = true;
-                        false
-                    }
-                    Err(other) => unreachable!("park: inconsistent state {other}"),
-                }
-            });
+            let took =
+                driver.try_park(
+                    None,
+                    &mut || match inner.state.compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst) {
+                        Ok(_) => true,
+                        Err(NOTIFIED) => {
+                            notified = true;
+                            false
+                        }
+                        Err(other) => unreachable!("park: inconsistent state {other}"),
+                    },
+                );
             if took {
                 if notified {
                     inner.state.store(EMPTY, SeqCst);
@@ -132,6 +134,8 @@ impl Parker {
 
     /// Runs the driver once without blocking, if no other thread holds it: a busy worker
     /// calls this now and then so I/O and timers are served while no worker parks.
+    #[cfg_attr(loom, allow(dead_code))] // the worker that calls it is not built under loom
+    #[cfg_attr(loom, allow(dead_code))] // the worker that calls it is not built under loom
     pub(crate) fn poll_driver(&self) {
         if let Some(driver) = &self.inner.driver {
             driver.try_park(Some(Duration::ZERO), &mut || true);

@@ -1,21 +1,21 @@
 //! The front door: [`Runtime`], its [`Builder`] and its [`Handle`].
 
 use crate::context::{self, EnterGuard};
+use crate::driver::{self, Driver};
 use crate::idle::{Idle, MAX_WORKERS};
 use crate::metrics::RuntimeMetrics;
-use crate::driver::{self, Driver};
 use crate::park::{self, Parker};
 use crate::scheduler::{self, blocking, Shared, ThreadKind, ThreadSpawner};
 use crate::task::JoinHandle;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use std::task::{Context, Poll, Wake, Waker};
 use framealloc_alloc::hook::TaskContext;
 use framealloc_alloc::SmartAlloc;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -151,7 +151,8 @@ impl Builder {
         }
         let deques: Vec<_> = (0..workers).map(|_| crossbeam_deque::Worker::new_fifo()).collect();
         let (driver, driver_handle) = Driver::new()?;
-        let parkers: Vec<_> = (0..workers).map(|_| Parker::new(Some(driver.clone() as Arc<dyn park::Driver>))).collect();
+        let parkers: Vec<_> =
+            (0..workers).map(|_| Parker::new(Some(driver.clone() as Arc<dyn park::Driver>))).collect();
         let spawn_thread = self.thread_spawner(driver_handle.clone());
         let shared = Arc::new(Shared::new(
             deques.iter().map(crossbeam_deque::Worker::stealer).collect(),
@@ -160,8 +161,10 @@ impl Builder {
             self.alloc.unwrap_or_else(|| SmartAlloc::new(Default::default())),
             spawn_thread,
         ));
-        let mut rt =
-            Runtime { handle: Handle { shared: shared.clone(), driver: driver_handle }, workers: Vec::with_capacity(workers) };
+        let mut rt = Runtime {
+            handle: Handle { shared: shared.clone(), driver: driver_handle },
+            workers: Vec::with_capacity(workers),
+        };
         for (index, (deque, parker)) in deques.into_iter().zip(parkers).enumerate() {
             let s = shared.clone();
             let body = Box::new(move || scheduler::run_worker(s, index, deque, parker));

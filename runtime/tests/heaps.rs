@@ -141,7 +141,7 @@ fn migrate_and_escape() -> usize {
             kept.push(a.pool_box([i as u64; 4]));
             threads.insert(std::thread::current().id());
             g.wait().await; // woken from a foreign thread: resumes on whichever worker
-            // Frees from the task after migrating take its own heap's path.
+                            // Frees from the task after migrating take its own heap's path.
             if i % 2 == 1 {
                 kept.remove(0);
             }

@@ -239,7 +239,9 @@ fn a_reader_and_a_writer_on_one_stream_from_two_tasks() {
                 let msg = (i as u32).to_le_bytes();
                 let mut done = 0;
                 while done < msg.len() {
-                    done += core::future::poll_fn(|cx| std::pin::Pin::new(&mut writer).poll_write(cx, &msg[done..])).await.unwrap();
+                    done += core::future::poll_fn(|cx| std::pin::Pin::new(&mut writer).poll_write(cx, &msg[done..]))
+                        .await
+                        .unwrap();
                 }
             }
             writer // dropping it would shut the writing side down before the reader is done
@@ -251,7 +253,10 @@ fn a_reader_and_a_writer_on_one_stream_from_two_tasks() {
             for _ in 0..MESSAGES {
                 let mut filled = 0;
                 while filled < 4 {
-                    let n = core::future::poll_fn(|cx| std::pin::Pin::new(&mut reader).poll_read(cx, &mut buf[filled..])).await.unwrap();
+                    let n =
+                        core::future::poll_fn(|cx| std::pin::Pin::new(&mut reader).poll_read(cx, &mut buf[filled..]))
+                            .await
+                            .unwrap();
                     assert_ne!(n, 0, "EOF before every message came back");
                     filled += n;
                 }
@@ -382,7 +387,9 @@ fn shutdown_with_io_pending_releases_every_heap_and_closes_every_socket() {
         }
     });
     let clients: Vec<std::net::TcpStream> = (0..20).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
-    wait_until("every connection to wait", 20, || rt.metrics().io_registrations == 21 && alloc.stats().heaps_alive >= 20);
+    wait_until("every connection to wait", 20, || {
+        rt.metrics().io_registrations == 21 && alloc.stats().heaps_alive >= 20
+    });
     // A socket that outlives its runtime.
     let survivor = rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
     drop(rt);

@@ -83,7 +83,11 @@ mod raii_pattern {
                 });
                 let s = assert_released(&alloc);
                 assert_eq!(s.guard_escapes, 0, "{name}: {s:?}");
-                assert_eq!((s.task.allocations, s.pool.allocations), (4, 2), "{name}: 2 per run; tasks count as task: {s:?}");
+                assert_eq!(
+                    (s.task.allocations, s.pool.allocations),
+                    (4, 2),
+                    "{name}: 2 per run; tasks count as task: {s:?}"
+                );
                 assert_eq!(PROCESSED.load(Ordering::SeqCst), if early { 0 } else { 3 * 240 }, "{name}");
             }
         }

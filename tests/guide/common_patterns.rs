@@ -6,8 +6,8 @@ use super::*;
 // ## Common Patterns / Main Thread Coordination
 mod main_thread_coordination {
     use super::*;
-    use framealloc::SmartAlloc;
     use framealloc::tokio::TaskAlloc;
+    use framealloc::SmartAlloc;
     use std::io::Write as _;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
@@ -35,9 +35,7 @@ mod main_thread_coordination {
                 self.alloc.begin_frame();
 
                 // Process network events (async)
-                let network_events = self.runtime.block_on(async {
-                    self.process_network().await
-                });
+                let network_events = self.runtime.block_on(async { self.process_network().await });
 
                 // Process events with frame allocation
                 for event in network_events {
@@ -199,7 +197,9 @@ mod asset_loading {
             let alloc_clone = self.alloc.clone();
 
             // Process loading queue in parallel
-            let futures: Vec<_> = self.loading_queue.drain(..)
+            let futures: Vec<_> = self
+                .loading_queue
+                .drain(..)
                 .map(|request| {
                     let alloc_clone = alloc_clone.clone();
                     tokio::spawn(async move {
@@ -359,7 +359,8 @@ mod asset_loading {
         let text = std::str::from_utf8(rest).map_err(|_| Error::Parse("mesh not UTF-8"))?;
         let mut vertices = Vec::new();
         for line in text.lines() {
-            let v: Vec<f32> = line.split(' ').map(|x| x.parse().map_err(|_| Error::Parse("coordinate"))).collect::<Result<_, _>>()?;
+            let v: Vec<f32> =
+                line.split(' ').map(|x| x.parse().map_err(|_| Error::Parse("coordinate"))).collect::<Result<_, _>>()?;
             vertices.push(<[f32; 3]>::try_from(v).map_err(|_| Error::Parse("vertex"))?);
             tokio::task::yield_now().await;
         }
@@ -414,11 +415,19 @@ mod asset_loading {
             assert_eq!(keys, ["meshes/tri", "sounds/beep", "textures/grass"], "{name}");
             assert_eq!(
                 loader.loaded_assets["textures/grass"].data,
-                AssetData::Texture(Texture { path: "textures/grass".into(), width: 3, height: 2, pixels: vec![1, 2, 3, 4, 5, 6] })
+                AssetData::Texture(Texture {
+                    path: "textures/grass".into(),
+                    width: 3,
+                    height: 2,
+                    pixels: vec![1, 2, 3, 4, 5, 6]
+                })
             );
             assert_eq!(
                 loader.loaded_assets["meshes/tri"].data,
-                AssetData::Mesh(Mesh { path: "meshes/tri".into(), vertices: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.5]] })
+                AssetData::Mesh(Mesh {
+                    path: "meshes/tri".into(),
+                    vertices: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.5]]
+                })
             );
             assert_eq!(
                 loader.loaded_assets["sounds/beep"].data,
@@ -466,9 +475,7 @@ mod stream_processing {
 
     async fn process_chunk(chunk: &[u8]) -> Vec<u8> {
         // Simple transformation
-        chunk.iter()
-            .map(|&b| b.wrapping_add(1))
-            .collect()
+        chunk.iter().map(|&b| b.wrapping_add(1)).collect()
     }
 
     // Helpers (not in the guide).

@@ -48,7 +48,8 @@ mod after_async {
                 let out = tokio::spawn(async move { process_data_async(&b, b"input").await }).await.unwrap();
                 assert_eq!(out, Vec::<u8>::new(), "{name}: the snippet leaves the processing out");
                 let b = a.clone();
-                let out = framealloc::tokio::spawn(async move { process_data_async(&b, b"input").await }).await.unwrap();
+                let out =
+                    framealloc::tokio::spawn(async move { process_data_async(&b, b"input").await }).await.unwrap();
                 assert_eq!(out, Vec::<u8>::new());
                 assert_eq!(process_data_async(&a, b"input").await, Vec::<u8>::new());
             });

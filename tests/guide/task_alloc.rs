@@ -6,8 +6,8 @@ use super::*;
 mod basic_usage {
     use super::*;
 
-    use framealloc::SmartAlloc;
     use framealloc::tokio::TaskAlloc;
+    use framealloc::SmartAlloc;
 
     async fn process_asset(alloc: &SmartAlloc, path: &str) -> Vec<u8> {
         let alloc_clone = alloc.clone();
@@ -27,7 +27,9 @@ mod basic_usage {
             // All allocations automatically freed when task ends
             // GUIDE FIX: the block ends with `processed`, the `Vec<u8>` the function promises.
             processed
-        }).await.unwrap()
+        })
+        .await
+        .unwrap()
     }
 
     // Helpers (not in the guide).
@@ -173,12 +175,19 @@ mod task_scoped {
                 let addr = listener.local_addr().unwrap();
                 let server = tokio::spawn(async move {
                     let (stream, _) = listener.accept().await.unwrap();
-                    let conn = Arc::new(Connection { stream: tokio::sync::Mutex::new(stream), closed: AtomicBool::new(false) });
+                    let conn = Arc::new(Connection {
+                        stream: tokio::sync::Mutex::new(stream),
+                        closed: AtomicBool::new(false),
+                    });
                     let task = TaskAlloc::new(&a);
                     CONNECTION.scope(conn, handle_connection(task)).await;
                 });
                 let mut client = TcpStream::connect(addr).await.unwrap();
-                for msg in ["hello", "framealloc on tokio", "a longer message that spans more than one read of 64 bytes, surely"] {
+                for msg in [
+                    "hello",
+                    "framealloc on tokio",
+                    "a longer message that spans more than one read of 64 bytes, surely",
+                ] {
                     client.write_all(msg.as_bytes()).await.unwrap();
                     let mut reply = vec![0u8; msg.len()];
                     client.read_exact(&mut reply).await.unwrap();

@@ -5,8 +5,8 @@ use super::*;
 // ## Integration with Tokio / Tokio Runtime Integration
 mod runtime_integration {
     use super::*;
+    use framealloc::tokio::{AsyncPoolGuard, TaskAlloc};
     use framealloc::SmartAlloc;
-    use framealloc::tokio::{TaskAlloc, AsyncPoolGuard};
     use tokio::runtime::Runtime;
 
     struct AsyncApplication {
@@ -16,10 +16,7 @@ mod runtime_integration {
 
     impl AsyncApplication {
         fn new() -> Self {
-            Self {
-                alloc: SmartAlloc::new(Default::default()),
-                runtime: Runtime::new().unwrap(),
-            }
+            Self { alloc: SmartAlloc::new(Default::default()), runtime: Runtime::new().unwrap() }
         }
 
         fn run(&mut self) {
@@ -144,7 +141,10 @@ mod async_channels {
         let mut task = TaskAlloc::new(&alloc);
 
         // GUIDE FIX: receive through the shared receiver (the lock is held only while waiting).
-        while let Some(work) = { let mut receiver = receiver.lock().await; receiver.recv().await } {
+        while let Some(work) = {
+            let mut receiver = receiver.lock().await;
+            receiver.recv().await
+        } {
             // Process work item with task allocations
             let result = process_work_item(&mut task, work).await;
 
@@ -218,7 +218,10 @@ mod async_channels {
     }
 
     fn expected(n: u32) -> Vec<WorkResult> {
-        (0..n).filter(|id| id % 5 != 0).map(|id| WorkResult { id, checksum: (0..u64::from(id)).sum::<u64>() * 3 }).collect()
+        (0..n)
+            .filter(|id| id % 5 != 0)
+            .map(|id| WorkResult { id, checksum: (0..u64::from(id)).sum::<u64>() * 3 })
+            .collect()
     }
 
     /// Collects results until every reply sender is gone.
@@ -325,7 +328,11 @@ mod async_timers {
         let alloc = APP.with(|app| app.alloc.clone());
         let m = tokio::runtime::Handle::current().metrics();
         let mut samples = alloc.pool_vec::<u64>();
-        samples.extend([m.num_workers() as u64, m.num_alive_tasks() as u64, tokio::time::Instant::now().elapsed().as_secs()]);
+        samples.extend([
+            m.num_workers() as u64,
+            m.num_alive_tasks() as u64,
+            tokio::time::Instant::now().elapsed().as_secs(),
+        ]);
         Metrics { samples }
     }
 

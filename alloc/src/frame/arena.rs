@@ -121,7 +121,10 @@ impl FrameArena {
     /// Allocates `layout` (any size, zero included) for a counted handle: returns the block and
     /// the chunk it is in, with the handle already counted there.
     #[inline]
-    pub(crate) fn alloc_counted(&self, layout: Layout) -> Result<(NonNull<u8>, Option<NonNull<FrameChunk>>), AllocError> {
+    pub(crate) fn alloc_counted(
+        &self,
+        layout: Layout,
+    ) -> Result<(NonNull<u8>, Option<NonNull<FrameChunk>>), AllocError> {
         if layout.size() == 0 {
             return Ok((dangling(layout), None));
         }

@@ -38,7 +38,9 @@ impl FrameChunk {
         // SAFETY: `size > HEADER > 0`.
         let p = NonNull::new(unsafe { alloc(layout) })?.cast::<FrameChunk>();
         // SAFETY: fresh memory, sized and aligned for the header.
-        unsafe { p.as_ptr().write(FrameChunk { live: Cell::new(0), detached: Cell::new(false), size, stats: stats.clone() }) };
+        unsafe {
+            p.as_ptr().write(FrameChunk { live: Cell::new(0), detached: Cell::new(false), size, stats: stats.clone() })
+        };
         Some(p)
     }
 

@@ -714,12 +714,12 @@ impl HeapCore {
         }
         heap.owner_handles.store(0, Ordering::Relaxed);
         let _ = heap.remote.take_all(); // blocks of chunks being reset or returned
-        // Always reset, even when every block is back on the free lists: the next task then
-        // bump-allocates in address order, which measured faster in wall time than popping the
-        // last task's blocks off the lists (a dependent load per allocation), although it
-        // costs more instructions (clearing the lists).
-        // SAFETY: exclusive per the caller: no block is used and no other thread can reach
-        // the heap, so its plain state and its foreign arena (no lock needed) can be reset.
+                                        // Always reset, even when every block is back on the free lists: the next task then
+                                        // bump-allocates in address order, which measured faster in wall time than popping the
+                                        // last task's blocks off the lists (a dependent load per allocation), although it
+                                        // costs more instructions (clearing the lists).
+                                        // SAFETY: exclusive per the caller: no block is used and no other thread can reach
+                                        // the heap, so its plain state and its foreign arena (no lock needed) can be reset.
         let released = unsafe {
             let foreign = &mut *heap.foreign.data_ptr();
             let foreign_chunks = foreign.chunk_count();

@@ -184,4 +184,3 @@ impl<T: fmt::Debug> fmt::Debug for PoolBox<T> {
         fmt::Debug::fmt(&**self, f)
     }
 }
-

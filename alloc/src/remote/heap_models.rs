@@ -75,7 +75,9 @@ impl Heap {
         // SAFETY: loom tracks the cell / the block is ours, per the model.
         self.mem.with_mut(|m| unsafe { *m = 0xdead });
         // SAFETY: loom tracks the cell / the block is ours, per the model.
-        let mut seen: Vec<usize> = self.arena.with_mut(|a| unsafe { core::mem::take(&mut *a) })
+        let mut seen: Vec<usize> = self
+            .arena
+            .with_mut(|a| unsafe { core::mem::take(&mut *a) })
             .into_iter()
             .map(|(p, c)| {
                 free_block(p);
@@ -101,7 +103,7 @@ fn loom_push_publishes_block_to_owner_drain() {
             thread::spawn(move || {
                 // SAFETY: loom tracks the cell / the block is ours, per the model.
                 heap.mem.with_mut(|m| unsafe { *m = 9 }); // the value's last write
-                // SAFETY: a fresh block.
+                                                          // SAFETY: a fresh block.
                 unsafe { heap.list.push(b as *mut RemoteBlock, 4) };
             })
         };
@@ -293,7 +295,7 @@ fn loom_parked_heap_adopted_after_last_remote_drop() {
             thread::spawn(move || {
                 // SAFETY: loom tracks the cell / the block is ours, per the model.
                 heap.mem.with_mut(|m| unsafe { *m = 1 }); // the value's last write
-                // SAFETY: a fresh block.
+                                                          // SAFETY: a fresh block.
                 unsafe { heap.list.push(b as *mut RemoteBlock, 5) };
                 if heap.refs.release_remote() {
                     heap.destroy(); // `destroy`, never parked

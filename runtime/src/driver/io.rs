@@ -256,9 +256,9 @@ impl ScheduledIo {
     /// event came since. Closed and error bits stay (they do not come back as new edges).
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
         let clear = event.ready & (READABLE | WRITABLE);
-        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
-            (cur >> TICK_SHIFT == event.tick).then_some(cur & !clear)
-        });
+        let _ = self
+            .readiness
+            .fetch_update(AcqRel, Acquire, |cur| (cur >> TICK_SHIFT == event.tick).then_some(cur & !clear));
     }
 }
 
@@ -346,7 +346,11 @@ impl<E: mio::event::Source> PollEvented<E> {
     }
 
     /// [`poll_io`](Self::poll_io) as a future.
-    pub(crate) async fn async_io<R>(&self, direction: Direction, mut op: impl FnMut(&E) -> io::Result<R>) -> io::Result<R> {
+    pub(crate) async fn async_io<R>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut(&E) -> io::Result<R>,
+    ) -> io::Result<R> {
         core::future::poll_fn(|cx| self.poll_io(cx, direction, &mut op)).await
     }
 

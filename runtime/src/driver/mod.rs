@@ -92,7 +92,8 @@ impl Driver {
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
         let registry = poll.registry().try_clone()?;
         let handle = Arc::new(Handle { io: io::IoHandle::new(registry), time: time::TimeHandle::new(), waker });
-        let core = Core { poll, events: mio::Events::with_capacity(EVENTS), woken: Vec::new(), last_turn: Instant::now() };
+        let core =
+            Core { poll, events: mio::Events::with_capacity(EVENTS), woken: Vec::new(), last_turn: Instant::now() };
         Ok((Arc::new(Driver { core: Mutex::new(core), handle: handle.clone() }), handle))
     }
 

@@ -13,7 +13,10 @@
 use super::wheel::{TimerKey, Wheel};
 use core::task::Waker;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering::{Acquire, Release}};
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Release},
+};
 use std::time::{Duration, Instant};
 
 /// The runtime's timers.
@@ -48,7 +51,11 @@ pub(crate) enum Armed {
 
 impl TimeHandle {
     pub(crate) fn new() -> Self {
-        Self { start: Instant::now(), inner: Mutex::new(Inner { wheel: Wheel::new(), parked_until: 0 }), shut_down: AtomicBool::new(false) }
+        Self {
+            start: Instant::now(),
+            inner: Mutex::new(Inner { wheel: Wheel::new(), parked_until: 0 }),
+            shut_down: AtomicBool::new(false),
+        }
     }
 
     /// The first tick at or after `t`.

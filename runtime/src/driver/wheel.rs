@@ -32,7 +32,10 @@ pub(crate) struct TimerKey {
 /// Which list an entry is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum List {
-    Slot { level: usize, slot: usize },
+    Slot {
+        level: usize,
+        slot: usize,
+    },
     /// Due already when inserted: fires at the next poll.
     Expired,
 }

@@ -92,9 +92,11 @@ impl UdpSocket {
     /// # Errors
     /// `InvalidInput` if `target` names no address, or the operating system's.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        let addr = resolve(&target).await?.into_iter().next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
-        })?;
+        let addr = resolve(&target)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))?;
         self.io.async_io(Direction::Write, |s| s.send_to(buf, addr)).await
     }
 

@@ -212,12 +212,7 @@ impl<F: Future> Future for TaskFuture<F> {
 /// Makes a task of `future` that `schedule` schedules (a `spawn_blocking` job if `blocking`).
 /// Returns the runnable, for the caller to queue (or drop, after shutdown), and the join
 /// handle.
-pub(crate) fn spawn<F, S>(
-    shared: &Arc<Shared>,
-    blocking: bool,
-    future: F,
-    schedule: S,
-) -> (Task, JoinHandle<F::Output>)
+pub(crate) fn spawn<F, S>(shared: &Arc<Shared>, blocking: bool, future: F, schedule: S) -> (Task, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
