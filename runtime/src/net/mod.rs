@@ -13,6 +13,8 @@
 //! shut down.
 //!
 //! ```
+//! # // No sockets under Miri.
+//! # #[cfg(not(miri))] fn main() {
 //! use framealloc_runtime::{net::{TcpListener, TcpStream}, Runtime};
 //!
 //! let rt = Runtime::new().unwrap();
@@ -34,6 +36,8 @@
 //!     server.await??;
 //!     std::io::Result::Ok(())
 //! }).unwrap();
+//! # }
+//! # #[cfg(miri)] fn main() {}
 //! ```
 
 mod addr;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 /// A TCP socket listening for connections.
 ///
 /// ```
+/// # // No sockets under Miri.
+/// # #[cfg(not(miri))]
 /// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
 /// use framealloc_runtime::net::{TcpListener, TcpStream};
 /// let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 /// A UDP socket. All methods take `&self`, so tasks can share one through an `Arc`.
 ///
 /// ```
+/// # // No sockets under Miri.
+/// # #[cfg(not(miri))]
 /// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
 /// use framealloc_runtime::net::UdpSocket;
 /// let server = UdpSocket::bind("127.0.0.1:0").await?;
