@@ -52,13 +52,14 @@ static BACKGROUND: OnceLock<Handle> = OnceLock::new();
 ///   context (a thread-local swap and a reference count), a few tens of nanoseconds.
 ///
 /// ```
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
 /// # // Not under Miri: the background thread outlives `main` (Miri's leak check refuses it).
 /// # #[cfg(not(miri))] fn main() {
-/// use framealloc_tokio::compat;
+/// use framealloc::tokio::compat;
 /// use std::time::{Duration, Instant};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// let rt = framealloc_runtime::Runtime::new().unwrap();
+/// let rt = framealloc::runtime::Runtime::new().unwrap();
 /// let echoed = rt.block_on(rt.spawn(compat(async {
 ///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 ///     let mut client = tokio::net::TcpStream::connect(listener.local_addr()?).await?;

@@ -22,13 +22,14 @@
 //!   allocate there.
 //!
 //! ```
-//! use framealloc_alloc::{SmartAlloc, TaskAlloc};
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
+//! use framealloc::{SmartAlloc, TaskAlloc};
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() {
 //! let alloc = SmartAlloc::new(Default::default());
 //! let a = alloc.clone();
-//! let sum = framealloc_tokio::spawn(async move {
+//! let sum = framealloc::tokio::spawn(async move {
 //!     let mut scratch = a.pool_vec::<u32>();      // in this task's heap
 //!     scratch.extend(1..=10);
 //!     tokio::task::yield_now().await;
@@ -93,8 +94,9 @@
 //! none. Twins that compile follow each, so that neither fails for another reason.)
 //!
 //! ```compile_fail
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
 //! # #[tokio::main] async fn main() {
-//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! let alloc = framealloc::SmartAlloc::new(Default::default());
 //! tokio::spawn(async move {
 //!     let b = alloc.frame_box(1);
 //!     tokio::task::yield_now().await; // `b` lives across this await: the future is !Send
@@ -106,8 +108,9 @@
 //! The same task with a pool handle compiles and runs:
 //!
 //! ```
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
 //! # #[tokio::main] async fn main() {
-//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! let alloc = framealloc::SmartAlloc::new(Default::default());
 //! tokio::spawn(async move {
 //!     let b = alloc.pool_box(1);
 //!     tokio::task::yield_now().await;
@@ -122,8 +125,9 @@
 //! `frame_*` panics with FA701):
 //!
 //! ```no_run
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
 //! # #[tokio::main] async fn main() {
-//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+//! let alloc = framealloc::SmartAlloc::new(Default::default());
 //! tokio::spawn(async move {
 //!     let b = alloc.frame_box(1);
 //!     drop(b); // gone before the await: the future is Send
@@ -135,7 +139,8 @@
 //! The guide's FA603 snippet, spawned, is rejected for the same reason:
 //!
 //! ```compile_fail
-//! use framealloc_alloc::SmartAlloc;
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
+//! use framealloc::SmartAlloc;
 //! async fn async_op() { tokio::task::yield_now().await }
 //! fn use_data(_: &[u8]) {}
 //!
@@ -158,7 +163,8 @@
 //! inside a task `begin_frame` panics with FA701):
 //!
 //! ```no_run
-//! use framealloc_alloc::SmartAlloc;
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
+//! use framealloc::SmartAlloc;
 //! async fn async_op() { tokio::task::yield_now().await }
 //! fn use_data(_: &[u8]) {}
 //!

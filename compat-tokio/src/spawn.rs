@@ -19,10 +19,11 @@ use tokio::task::JoinHandle;
 /// README's small-task bench: 4–9% faster than this `spawn` for a task with one object).
 ///
 /// ```
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
 /// let a = alloc.clone();
-/// let kept = framealloc_tokio::spawn(async move { a.pool_box([7u8; 32]) }).await.unwrap();
+/// let kept = framealloc::tokio::spawn(async move { a.pool_box([7u8; 32]) }).await.unwrap();
 /// assert_eq!(kept[31], 7);                           // escaped: still valid
 /// assert_eq!(alloc.stats().task.live_bytes, 32);
 /// drop(kept);
@@ -69,12 +70,13 @@ where
 /// `JoinSet::spawn`, `Handle::spawn`, `LocalSet::spawn_local`, ...
 ///
 /// ```
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } pub mod tokio { pub use framealloc_tokio::*; } }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
 /// let mut set = tokio::task::JoinSet::new();
 /// for i in 0..4u64 {
 ///     let a = alloc.clone();
-///     set.spawn(framealloc_tokio::with_task_heap(async move { *a.pool_box(i * 10) }));
+///     set.spawn(framealloc::tokio::with_task_heap(async move { *a.pool_box(i * 10) }));
 /// }
 /// let mut total = 0;
 /// while let Some(v) = set.join_next().await {

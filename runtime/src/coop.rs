@@ -62,10 +62,11 @@ pub(crate) fn spend() {
 /// gives other tasks their turn now and then (like `tokio::task::consume_budget`).
 ///
 /// ```
-/// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+/// # framealloc::runtime::Runtime::new().unwrap().block_on(async {
 /// let mut sum = 0u64;
 /// for i in 0..1_000u64 {
-///     framealloc_runtime::task::consume_budget().await;
+///     framealloc::runtime::task::consume_budget().await;
 ///     sum += i;
 /// }
 /// assert_eq!(sum, 499_500);

@@ -1,8 +1,9 @@
 //! framealloc's runtime: a work-stealing executor whose tasks each own a heap.
 //!
 //! ```
-//! use framealloc_alloc::SmartAlloc;
-//! use framealloc_runtime::Runtime;
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+//! use framealloc::SmartAlloc;
+//! use framealloc::runtime::Runtime;
 //!
 //! let alloc = SmartAlloc::new(Default::default());
 //! let rt = Runtime::builder().worker_threads(2).alloc(&alloc).build().unwrap();
@@ -10,10 +11,10 @@
 //!     let mut handles = Vec::new();
 //!     for i in 0..8u64 {
 //!         let a = alloc.clone();
-//!         handles.push(framealloc_runtime::spawn(async move {
+//!         handles.push(framealloc::runtime::spawn(async move {
 //!             let mut scratch = a.pool_vec::<u64>();      // the task's own heap
 //!             scratch.extend(0..=i);
-//!             framealloc_runtime::yield_now().await;
+//!             framealloc::runtime::yield_now().await;
 //!             scratch.iter().sum::<u64>()
 //!         }));
 //!     }
@@ -58,19 +59,21 @@
 //! that compiles follows each, so that neither fails for another reason.)
 //!
 //! ```compile_fail
-//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+//! let rt = framealloc::runtime::Runtime::new().unwrap();
 //! rt.spawn(async {
 //!     let shared = std::rc::Rc::new(1);
-//!     framealloc_runtime::yield_now().await; // `shared` lives across the await
+//!     framealloc::runtime::yield_now().await; // `shared` lives across the await
 //!     drop(shared);
 //! });
 //! ```
 //!
 //! ```
-//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+//! let rt = framealloc::runtime::Runtime::new().unwrap();
 //! rt.spawn(async {
 //!     drop(std::rc::Rc::new(1)); // gone before the await
-//!     framealloc_runtime::yield_now().await;
+//!     framealloc::runtime::yield_now().await;
 //! });
 //! ```
 //!
@@ -79,24 +82,26 @@
 //! point"). Task memory is the right kind there: `alloc.pool_vec()` or a `TaskAlloc`.
 //!
 //! ```compile_fail
-//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
-//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+//! let alloc = framealloc::SmartAlloc::new(Default::default());
+//! let rt = framealloc::runtime::Runtime::new().unwrap();
 //! let a = alloc.clone();
 //! rt.spawn(async move {
 //!     let positions = a.frame_vec::<f32>();
-//!     framealloc_runtime::yield_now().await;
+//!     framealloc::runtime::yield_now().await;
 //!     drop(positions);
 //! });
 //! ```
 //!
 //! ```
-//! let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
-//! let rt = framealloc_runtime::Runtime::new().unwrap();
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+//! let alloc = framealloc::SmartAlloc::new(Default::default());
+//! let rt = framealloc::runtime::Runtime::new().unwrap();
 //! let a = alloc.clone();
 //! let h = rt.spawn(async move {
 //!     let mut positions = a.pool_vec::<f32>();
 //!     positions.push(1.5);
-//!     framealloc_runtime::yield_now().await;
+//!     framealloc::runtime::yield_now().await;
 //!     positions[0]
 //! });
 //! assert_eq!(rt.block_on(h).unwrap(), 1.5);

@@ -24,11 +24,12 @@ type Callback = Arc<dyn Fn() + Send + Sync>;
 /// Configures and builds a [`Runtime`] (tokio's names where tokio has the setting).
 ///
 /// ```
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
 /// let started = Arc::new(AtomicUsize::new(0));
 /// let s = started.clone();
-/// let rt = framealloc_runtime::Runtime::builder()
+/// let rt = framealloc::runtime::Runtime::builder()
 ///     .worker_threads(2)
 ///     .thread_name("game-worker")
 ///     .on_thread_start(move || { s.fetch_add(1, Ordering::Relaxed); })
@@ -387,9 +388,10 @@ impl Handle {
     /// runs with a heap of its own; a panic in it comes back as a [`JoinError`](crate::task::JoinError).
     ///
     /// ```
-    /// let rt = framealloc_runtime::Runtime::new().unwrap();
+    /// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+    /// let rt = framealloc::runtime::Runtime::new().unwrap();
     /// let sum = rt.block_on(async {
-    ///     framealloc_runtime::spawn_blocking(|| (1..=100u64).sum::<u64>()).await.unwrap()
+    ///     framealloc::runtime::spawn_blocking(|| (1..=100u64).sum::<u64>()).await.unwrap()
     /// });
     /// assert_eq!(sum, 5050);
     /// ```
@@ -417,9 +419,10 @@ impl Handle {
     /// [`spawn`](crate::spawn) and [`Handle::current`] work outside `block_on`.
     ///
     /// ```
-    /// let rt = framealloc_runtime::Runtime::new().unwrap();
+    /// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+    /// let rt = framealloc::runtime::Runtime::new().unwrap();
     /// let _guard = rt.enter();
-    /// let t = framealloc_runtime::spawn(async { 1 + 1 });
+    /// let t = framealloc::runtime::spawn(async { 1 + 1 });
     /// assert_eq!(rt.block_on(t).unwrap(), 2);
     /// ```
     pub fn enter(&self) -> EnterGuard<'_> {

@@ -13,15 +13,16 @@
 //! shut down.
 //!
 //! ```
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
 //! # // No sockets under Miri.
 //! # #[cfg(not(miri))] fn main() {
-//! use framealloc_runtime::{net::{TcpListener, TcpStream}, Runtime};
+//! use framealloc::runtime::{net::{TcpListener, TcpStream}, Runtime};
 //!
 //! let rt = Runtime::new().unwrap();
 //! rt.block_on(async {
 //!     let listener = TcpListener::bind("127.0.0.1:0").await?;
 //!     let addr = listener.local_addr()?;
-//!     let server = framealloc_runtime::spawn(async move {
+//!     let server = framealloc::runtime::spawn(async move {
 //!         let (stream, _) = listener.accept().await?;
 //!         let mut buf = [0; 5];
 //!         stream.read_exact(&mut buf).await?;

@@ -12,10 +12,11 @@ use std::sync::Arc;
 /// A TCP socket listening for connections.
 ///
 /// ```
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
 /// # // No sockets under Miri.
 /// # #[cfg(not(miri))]
-/// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
-/// use framealloc_runtime::net::{TcpListener, TcpStream};
+/// # framealloc::runtime::Runtime::new().unwrap().block_on(async {
+/// use framealloc::runtime::net::{TcpListener, TcpStream};
 /// let listener = TcpListener::bind("127.0.0.1:0").await?;
 /// let client = TcpStream::connect(listener.local_addr()?).await?;
 /// let (server_side, peer) = listener.accept().await?;

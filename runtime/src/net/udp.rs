@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 /// A UDP socket. All methods take `&self`, so tasks can share one through an `Arc`.
 ///
 /// ```
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
 /// # // No sockets under Miri.
 /// # #[cfg(not(miri))]
-/// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
-/// use framealloc_runtime::net::UdpSocket;
+/// # framealloc::runtime::Runtime::new().unwrap().block_on(async {
+/// use framealloc::runtime::net::UdpSocket;
 /// let server = UdpSocket::bind("127.0.0.1:0").await?;
 /// let client = UdpSocket::bind("127.0.0.1:0").await?;
 /// client.send_to(b"ping", server.local_addr()?).await?;

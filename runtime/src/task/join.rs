@@ -35,7 +35,8 @@ impl fmt::Display for Id {
 /// cancelled (aborted, or dropped at runtime shutdown).
 ///
 /// ```
-/// let rt = framealloc_runtime::Runtime::new().unwrap();
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+/// let rt = framealloc::runtime::Runtime::new().unwrap();
 /// let handle = rt.spawn(async { 6 * 7 });
 /// assert_eq!(rt.block_on(handle).unwrap(), 42);
 ///

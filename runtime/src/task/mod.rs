@@ -244,9 +244,10 @@ where
 /// other tasks there run first. The returned future is `Send`.
 ///
 /// ```
-/// # framealloc_runtime::Runtime::new().unwrap().block_on(async {
-/// let t = framealloc_runtime::spawn(async {
-///     framealloc_runtime::yield_now().await;
+/// # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+/// # framealloc::runtime::Runtime::new().unwrap().block_on(async {
+/// let t = framealloc::runtime::spawn(async {
+///     framealloc::runtime::yield_now().await;
 ///     7
 /// });
 /// assert_eq!(t.await.unwrap(), 7);

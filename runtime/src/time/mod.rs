@@ -12,7 +12,8 @@
 //! panics.
 //!
 //! ```
-//! use framealloc_runtime::{time, Runtime};
+//! # mod framealloc { pub use framealloc_alloc::*; pub mod runtime { pub use framealloc_runtime::*; } }
+//! use framealloc::runtime::{time, Runtime};
 //! use std::time::Duration;
 //!
 //! let rt = Runtime::new().unwrap();
