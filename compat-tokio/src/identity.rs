@@ -65,19 +65,46 @@ pub fn current_task_id() -> Option<NonZeroU64> {
 
 /// `tokio::task::Id` has no public accessor for its number. It is `struct Id(NonZeroU64)`
 /// with a derived `Hash`, which feeds the number to the hasher with exactly one `write_u64`
-/// (`NonZero<u64>` hashes as its `u64`); this hasher captures that call. Should a tokio version
-/// hash differently, the capture notices (not exactly one `write_u64` and nothing else) and the
-/// number is parsed from `Display`, which prints it.
+/// (`NonZero<u64>` hashes as its `u64`); [`Capture`] captures that call. The first id this
+/// process reads is checked both ways: if the captured number is not the one `Display` prints
+/// (a tokio version that hashes differently), every id is parsed from `Display` from then on.
 #[inline]
 fn id_to_u64(id: &tokio::task::Id) -> NonZeroU64 {
+    match HASH_IS_DISPLAY.get() {
+        Some(true) => match captured(id) {
+            Some(v) => v,
+            None => id_from_display(id),
+        },
+        Some(false) => id_from_display(id),
+        None => first_id(id),
+    }
+}
+
+/// Whether [`captured`] gives the number `Display` prints, decided on the first id read.
+static HASH_IS_DISPLAY: OnceLock<bool> = OnceLock::new();
+
+#[cold]
+fn first_id(id: &tokio::task::Id) -> NonZeroU64 {
+    let displayed = id_from_display(id);
+    let _ = HASH_IS_DISPLAY.set(hash_matches_display(captured(id), displayed));
+    displayed
+}
+
+/// The rule [`first_id`] applies: the capture is trusted only if it saw the number.
+fn hash_matches_display(captured: Option<NonZeroU64>, displayed: NonZeroU64) -> bool {
+    captured == Some(displayed)
+}
+
+/// The number `Hash` fed to the hasher, if it fed exactly one `u64` and nothing else.
+#[inline]
+fn captured(id: &tokio::task::Id) -> Option<NonZeroU64> {
     let mut h = Capture { value: 0, u64_writes: 0, other_writes: false };
     id.hash(&mut h);
     if h.u64_writes == 1 && !h.other_writes {
-        if let Some(v) = NonZeroU64::new(h.value) {
-            return v;
-        }
+        NonZeroU64::new(h.value)
+    } else {
+        None
     }
-    id_from_display(id)
 }
 
 struct Capture {
@@ -197,6 +224,15 @@ mod tests {
             assert_eq!((h.u64_writes, h.other_writes), (1, false), "Id hashes as one write_u64");
         }
         assert_ne!(a.0, b.0, "two tasks, two ids");
+        assert_eq!(HASH_IS_DISPLAY.get(), Some(&true), "the first id read decided for the capture");
+    }
+
+    #[test]
+    fn a_capture_that_differs_from_display_is_not_trusted() {
+        let n = |v| NonZeroU64::new(v);
+        assert!(hash_matches_display(n(7), n(7).unwrap()));
+        assert!(!hash_matches_display(n(8), n(7).unwrap()), "another number: parse Display");
+        assert!(!hash_matches_display(None, n(7).unwrap()), "no single write_u64: parse Display");
     }
 
     /// The registration's safety argument relies on ids not being reused (see `register`):
