@@ -308,15 +308,9 @@ impl<E: mio::event::Source> PollEvented<E> {
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
-        mut op: impl FnMut(&E) -> io::Result<R>,
+        op: impl FnMut(&E) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        loop {
-            let event = core::task::ready!(self.io.poll_ready(cx, direction))?;
-            match op(&self.source) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
-                r => return Poll::Ready(r),
-            }
-        }
+        self.poll_op(cx, direction, op, |_| false)
     }
 
     /// [`poll_io`](Self::poll_io) for a stream's reads and writes of `len` bytes: a transfer
@@ -327,17 +321,27 @@ impl<E: mio::event::Source> PollEvented<E> {
         cx: &mut Context<'_>,
         direction: Direction,
         len: usize,
-        mut op: impl FnMut(&E) -> io::Result<usize>,
+        op: impl FnMut(&E) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, direction, op, |&n| n > 0 && n < len)
+    }
+
+    /// The loop of both: `drained` says whether a successful result also used up the readiness.
+    #[inline]
+    fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut(&E) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
         loop {
             let event = core::task::ready!(self.io.poll_ready(cx, direction))?;
             match op(&self.source) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
                 r => {
-                    if let Ok(n) = r {
-                        if n > 0 && n < len {
-                            self.io.clear_readiness(event);
-                        }
+                    if matches!(&r, Ok(v) if drained(v)) {
+                        self.io.clear_readiness(event);
                     }
                     return Poll::Ready(r);
                 }

@@ -112,7 +112,6 @@ impl Worker {
             self.parked.set(true);
             self.parker.poll_driver();
             self.parked.set(false);
-            self.flush_lifo();
             if self.local.len() > 1 {
                 self.notify_if_not_searching();
             }
@@ -213,31 +212,15 @@ impl Worker {
             self.searching.replace(false),
             &self.parker,
             || shared.has_work(),
-            || !self.local.is_empty() || self.lifo_has_task(),
+            || !self.local.is_empty(),
             || shared.is_shutdown(),
         );
         self.parked.set(false);
-        self.flush_lifo();
         self.searching.set(searching);
         // The driver may have woken many tasks onto this worker: let another take some.
         if !searching && !self.local.is_empty() {
             self.shared.idle.notify_one();
         }
-    }
-
-    /// Moves a task the driver woke into the LIFO slot onto the queue, where `next_task`
-    /// looks (the slot is only drained after a poll).
-    fn flush_lifo(&self) {
-        if let Some(t) = self.lifo.take() {
-            self.local.push(t);
-        }
-    }
-
-    fn lifo_has_task(&self) -> bool {
-        let t = self.lifo.take();
-        let has = t.is_some();
-        self.lifo.set(t);
-        has
     }
 
     /// Shutdown: drop the tasks this worker holds, then the injector's and the registered ones.
@@ -267,7 +250,9 @@ impl Worker {
             drop(task);
             return;
         }
-        if yielded {
+        // A task the driver wakes goes to the queue, where `next_task` and `park` look: the
+        // LIFO slot is only drained after a poll, and none runs while the driver turns.
+        if yielded || self.parked.get() {
             self.local.push(task);
         } else if let Some(prev) = self.lifo.replace(Some(task)) {
             self.local.push(prev);
