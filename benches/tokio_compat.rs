@@ -35,6 +35,14 @@
 //! system `Box::new`, mimalloc `Box::new_in`, bumpalo `Bump::alloc`,
 //! `framealloc::tokio::spawn` + `alloc.pool_box`, and `tokio::spawn` + `TaskAlloc::alloc_box`.
 //!
+//! A group `tokio_request_growth` runs the guide's request pattern: 64 `u32` items pushed one
+//! by one into a vector that starts empty (it grows four times) and 16 boxed 64-byte parts
+//! (`Vec::new` + `Box::new`, mimalloc's, bumpalo's, `pool_vec` + `pool_box`, and
+//! `TaskAlloc::alloc_vec` + `alloc_box`).
+//!
+//! Every workload also has the case `framealloc_spawn_task_alloc`: the guide's own form,
+//! `TaskAlloc::new` in a `framealloc::tokio::spawn` task.
+//!
 //! A third tokio group, `tokio_small_tasks`, runs small tasks: one 64-byte request-state
 //! object each (system `Box::new`, mimalloc `Box::new_in`, bumpalo `Bump::alloc`, `pool_box`,
 //! `TaskAlloc::alloc_box`; `no_alloc` keeps it inline). There the per-task costs of a heap
@@ -97,11 +105,12 @@ fn run_tasks(rt: &tokio::runtime::Runtime, expect: u64, spawn: impl Fn() -> toki
 /// One case of a workload: a name and a function running `TASKS` tasks once.
 type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
-/// The seven cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
+/// The eight cases of a workload, from its handlers, on runtime `$rt` with allocator `$alloc`:
 /// tokio alone (`$none`: the same task without allocation), system, mimalloc, a bumpalo arena
 /// per task, `framealloc::tokio::spawn` + `pool_*` (the task's heap), `tokio::spawn` +
-/// `TaskAlloc`, and `tokio::spawn` + `pool_*` (the thread's pool, `$thread_pool`: the handler
-/// `$pool` as a function of its own) with allocator `$threads`.
+/// `TaskAlloc`, `tokio::spawn` + `pool_*` (the thread's pool, `$thread_pool`: the handler
+/// `$pool` as a function of its own) with allocator `$threads`, and the guide's form,
+/// `framealloc::tokio::spawn` + `TaskAlloc`.
 macro_rules! cases {
     ($rt:expr, $alloc:expr, $threads:expr, $none:ident, $system:ident, $mimalloc:ident, $bump:ident, $pool:ident, $task_alloc:ident, $thread_pool:ident) => {{
         let (rt, alloc, threads, expect) = ($rt, $alloc, $threads, (TASKS * ALLOCS * 7) as u64);
@@ -121,6 +130,10 @@ macro_rules! cases {
             (
                 "tokio_spawn_thread_pool",
                 Box::new(move || run_tasks(rt, expect, || tokio::spawn($thread_pool(threads.clone())))),
+            ),
+            (
+                "framealloc_spawn_task_alloc",
+                Box::new(move || run_tasks(rt, expect, || framealloc::tokio::spawn($task_alloc(alloc.clone())))),
             ),
         ];
         cases
@@ -437,6 +450,21 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
             ),
         ),
         (
+            "growth (the guide's request: a vector grown by pushes, 16 boxed parts)",
+            cases!(
+                rt,
+                tasks,
+                threads,
+                growth_no_alloc,
+                growth_system,
+                growth_mimalloc,
+                growth_bumpalo,
+                growth_pool,
+                growth_task_alloc,
+                growth_thread_pool
+            ),
+        ),
+        (
             "small tasks",
             cases!(
                 rt,
@@ -501,6 +529,24 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
     a.assert_nothing_left();
 }
 
+/// The growth workload (the guide's request pattern) on tokio.
+fn growth(c: &mut Criterion) {
+    let (rt, a) = (runtime(), Allocs::new());
+    let cases = cases!(
+        &rt,
+        &a.tasks,
+        &a.threads,
+        growth_no_alloc,
+        growth_system,
+        growth_mimalloc,
+        growth_bumpalo,
+        growth_pool,
+        growth_task_alloc,
+        growth_thread_pool
+    );
+    bench_cases(c, "tokio_request_growth", &cases, &a);
+}
+
 /// The small-task workload on tokio.
 fn small_tasks(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
@@ -523,6 +569,7 @@ criterion_group!(
     benches,
     request_handlers,
     request_handler_objects,
+    growth,
     small_tasks,
     handler_allocations,
     pool_outside_task_heaps

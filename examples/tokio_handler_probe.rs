@@ -10,9 +10,10 @@
 //! ```
 //!
 //! The difference of the two totals over 20 × 256 tasks is the cost per task. Workloads:
-//! `bytes`, `objects`, `small` (one 64-byte object per task); cases: `no_alloc`, `system`,
-//! `mimalloc`, `framealloc` (per-task heap, `pool_*`), `task_alloc` (`TaskAlloc` in a plain
-//! tokio task), `thread_pool` (`pool_*` in a plain tokio task: the worker thread's pool, the
+//! `bytes`, `objects`, `small` (one 64-byte object per task), `growth` (the guide's request: a
+//! vector grown by pushes and 16 boxed parts); cases: `no_alloc`, `system`, `mimalloc`,
+//! `framealloc` (per-task heap, `pool_*`), `task_alloc` (`TaskAlloc` in a plain tokio task),
+//! `guide` (`TaskAlloc` in a `framealloc::tokio::spawn` task, the guide's form), `thread_pool` (`pool_*` in a plain tokio task: the worker thread's pool, the
 //! bench's `tokio_spawn_thread_pool`), `bumpalo` (a bumpalo arena per task, the bench's
 //! `bumpalo_task_arena`),
 //! `wrapper_only` (`framealloc::tokio::spawn` of the `no_alloc` handler: what the
@@ -22,10 +23,9 @@
 //! time of each (a smoke test, not a benchmark).
 //!
 //! Its runtimes have no I/O or time driver: the handlers use neither. The bench enables them
-//! (`enable_all`), which on 2026-12-04 added about 60 instructions per task on the
-//! current-thread runtime to the floor and to mimalloc's case and about 120 to framealloc's
-//! (`objects`), within the run-to-run spread of the multi-thread counts. The README's counts
-//! are from this probe as it is.
+//! (`enable_all`), which adds about 60 instructions per task on the current-thread runtime to
+//! the floor and to mimalloc's case and about 120 to framealloc's (`objects`), within the
+//! run-to-run spread of the multi-thread counts.
 
 #[path = "../benches/handlers/mod.rs"]
 mod handlers;
@@ -64,6 +64,20 @@ fn spawn_one(
         ("objects", "task_alloc") => tokio::spawn(objects_task_alloc(a)),
         ("objects", "thread_pool") => tokio::spawn(objects_thread_pool(a)),
         ("objects", "bumpalo") => tokio::spawn(objects_bumpalo()),
+        ("growth", "system") => tokio::spawn(growth_system()),
+        ("growth", "mimalloc") => tokio::spawn(growth_mimalloc()),
+        ("growth", "framealloc") => framealloc::tokio::spawn(growth_pool(a)),
+        ("growth", "task_alloc") => tokio::spawn(growth_task_alloc(a)),
+        ("growth", "thread_pool") => tokio::spawn(growth_thread_pool(a)),
+        ("growth", "bumpalo") => tokio::spawn(growth_bumpalo()),
+        (w, "guide") => match w {
+            // The guide's form: `TaskAlloc::new` in a `framealloc::tokio::spawn` task.
+            "bytes" => framealloc::tokio::spawn(bytes_task_alloc(a)),
+            "objects" => framealloc::tokio::spawn(objects_task_alloc(a)),
+            "small" => framealloc::tokio::spawn(small_task_alloc(a)),
+            "growth" => framealloc::tokio::spawn(growth_task_alloc(a)),
+            _ => panic!("unknown workload {workload:?}"),
+        },
         _ => panic!("unknown workload {workload:?} or case {case:?} (see the module docs)"),
     }
 }
@@ -100,13 +114,14 @@ fn main() {
             run(&rt, &alloc, workload, case, rounds);
         }
         [] => {
-            for workload in ["bytes", "objects", "small"] {
+            for workload in ["bytes", "objects", "small", "growth"] {
                 for case in [
                     "no_alloc",
                     "system",
                     "mimalloc",
                     "framealloc",
                     "task_alloc",
+                    "guide",
                     "thread_pool",
                     "bumpalo",
                     "wrapper_only",

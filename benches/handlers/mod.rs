@@ -294,3 +294,73 @@ pub async fn objects_task_alloc(alloc: SmartAlloc) -> u64 {
     let task = TaskAlloc::new(&alloc);
     objects_handler!(|v| task.alloc_box(v))
 }
+
+/// Items a growth-workload request reads (`u32`s, pushed one by one into an empty vector).
+pub const GROWTH_ITEMS: usize = ALLOCS;
+/// 64-byte parts a growth-workload request keeps boxed.
+pub const GROWTH_PARTS: usize = 16;
+
+/// The growth workload, the guide's request pattern: a request's items pushed one by one into
+/// a vector that starts empty and grows (4, 8, 16, 32, 64: five buffers, four copies), and
+/// `GROWTH_PARTS` 64-byte parts boxed; all held across one yield, read back and freed.
+/// `$vec` makes the empty vector, `$boxed` a box. Returns the items' sum, `ALLOCS * 7`.
+macro_rules! growth_handler {
+    ($vec:expr, $boxed:expr) => {{
+        let mut items = $vec;
+        for _ in 0..GROWTH_ITEMS {
+            items.push(7u32);
+        }
+        let parts = fill!(GROWTH_PARTS, |_i| $boxed([7u8; 64]));
+        tokio::task::yield_now().await;
+        black_box(&items).iter().map(|&x| u64::from(x)).sum::<u64>()
+            + black_box(&parts).iter().map(|p| u64::from(p[0] - 7)).sum::<u64>()
+    }};
+}
+
+pub async fn growth_no_alloc() -> u64 {
+    let items = [7u32; GROWTH_ITEMS];
+    let parts = [[7u8; 64]; GROWTH_PARTS];
+    tokio::task::yield_now().await;
+    black_box(&items).iter().map(|&x| u64::from(x)).sum::<u64>()
+        + black_box(&parts).iter().map(|p| u64::from(p[0] - 7)).sum::<u64>()
+}
+
+pub async fn growth_system() -> u64 {
+    growth_handler!(Vec::<u32>::new(), Box::new)
+}
+
+pub async fn growth_mimalloc() -> u64 {
+    growth_handler!(allocator_api2::vec::Vec::<u32, Mi>::new_in(Mi), |v| allocator_api2::boxed::Box::new_in(v, Mi))
+}
+
+pub async fn growth_pool(alloc: SmartAlloc) -> u64 {
+    growth_handler!(alloc.pool_vec::<u32>(), |v| alloc.pool_box(v))
+}
+
+/// [`growth_pool`] for a plain `tokio::spawn` task (see [`bytes_thread_pool`]).
+pub async fn growth_thread_pool(alloc: SmartAlloc) -> u64 {
+    growth_handler!(alloc.pool_vec::<u32>(), |v| alloc.pool_box(v))
+}
+
+pub async fn growth_bumpalo() -> u64 {
+    let arena = TaskBump::take();
+    // bumpalo's `Vec` borrows the arena (`!Sync`), which a `Send` future cannot hold across
+    // the yield: the items are kept as the arena slice they become.
+    let items = {
+        let mut v = bumpalo::collections::Vec::<u32>::new_in(arena.bump());
+        for _ in 0..GROWTH_ITEMS {
+            v.push(7);
+        }
+        v.into_bump_slice()
+    };
+    let parts = fill!(GROWTH_PARTS, |_i| arena.bump().alloc([7u8; 64]));
+    tokio::task::yield_now().await;
+    black_box(&items).iter().map(|&x| u64::from(x)).sum::<u64>()
+        + black_box(&parts).iter().map(|p| u64::from(p[0] - 7)).sum::<u64>()
+}
+
+/// The guide's own form: a `TaskAlloc` for the request, `alloc_vec` and `alloc_box` from it.
+pub async fn growth_task_alloc(alloc: SmartAlloc) -> u64 {
+    let task = TaskAlloc::new(&alloc);
+    growth_handler!(task.alloc_vec::<u32>(), |v| task.alloc_box(v))
+}
