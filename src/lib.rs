@@ -91,6 +91,14 @@ pub use framealloc_alloc::{
     KindStats, PoolBox, PoolVec, ScopedBox, SmartAlloc, TaskAlloc, TaskBox, TaskVec,
 };
 
+/// The vectors' iterators ([`vec::IntoIter`], [`vec::Drain`]).
+pub use framealloc_alloc::vec;
+
+/// The `allocator-api2` crate framealloc's allocators implement: [`TaskAlloc`] and
+/// [`FrameScope`] are `allocator_api2::alloc::Allocator`s, so its `Vec` and `Box`, and
+/// `hashbrown`'s maps (feature `allocator-api2`), live in task or frame memory.
+pub use framealloc_alloc::allocator_api2;
+
 /// The framealloc runtime: a work-stealing executor whose tasks each own a heap
 /// (`Runtime`, `spawn`, `JoinHandle`, ...), with its reactor and timers (`net`, `time`).
 ///

@@ -11,11 +11,17 @@ use core::fmt;
 /// panic naming the budget, the request and the task from the plain ones, never an abort.
 ///
 /// ```
-/// use framealloc_alloc::{AllocConfig, SmartAlloc};
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// use framealloc::{AllocConfig, SmartAlloc};
 /// let alloc = SmartAlloc::new(AllocConfig::default().with_frame_budget(1 << 20));
 /// assert_eq!(alloc.config().max_frame_bytes, Some(1 << 20));
 /// ```
+///
+/// `#[non_exhaustive]`, so that fields can be added: outside this crate, start from
+/// [`AllocConfig::default()`] and change it with the `with_*` methods (the fields stay public
+/// to read and assign).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AllocConfig {
     /// Size of a thread's first frame chunk; later chunks double up to
     /// [`frame_chunk_max_bytes`](Self::frame_chunk_max_bytes). From 1 KiB to 1 GiB.
@@ -56,6 +62,29 @@ impl Default for AllocConfig {
 }
 
 impl AllocConfig {
+    /// Sets the size of a thread's first frame chunk (see
+    /// [`frame_chunk_bytes`](Self::frame_chunk_bytes)).
+    #[must_use]
+    pub fn with_frame_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.frame_chunk_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest size a frame chunk grows to (see
+    /// [`frame_chunk_max_bytes`](Self::frame_chunk_max_bytes)).
+    #[must_use]
+    pub fn with_frame_chunk_max_bytes(mut self, bytes: usize) -> Self {
+        self.frame_chunk_max_bytes = bytes;
+        self
+    }
+
+    /// Sets the size of a task heap chunk (see [`task_chunk_bytes`](Self::task_chunk_bytes)).
+    #[must_use]
+    pub fn with_task_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.task_chunk_bytes = bytes;
+        self
+    }
+
     /// Caps each thread's frame at `bytes` per frame.
     pub fn with_frame_budget(mut self, bytes: usize) -> Self {
         self.max_frame_bytes = Some(bytes);
@@ -108,8 +137,9 @@ impl AllocConfig {
 /// [`SmartAlloc::new`](crate::SmartAlloc::new) panics with the same message.
 ///
 /// ```
-/// use framealloc_alloc::{AllocConfig, SmartAlloc};
-/// let config = AllocConfig { task_chunk_bytes: 5000, ..AllocConfig::default() };
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// use framealloc::{AllocConfig, SmartAlloc};
+/// let config = AllocConfig::default().with_task_chunk_bytes(5000);
 /// let err = SmartAlloc::try_new(config).unwrap_err();
 /// assert_eq!(err.field(), "task_chunk_bytes");
 /// assert!(err.to_string().contains("power of two"));

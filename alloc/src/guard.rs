@@ -163,7 +163,8 @@ enum Binding {
 /// worker thread, and may be dropped anywhere.
 ///
 /// ```
-/// use framealloc_alloc::{AsyncPoolGuard, SmartAlloc};
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// use framealloc::{AsyncPoolGuard, SmartAlloc};
 /// let alloc = SmartAlloc::new(Default::default());
 /// let guard = AsyncPoolGuard::new(&alloc);
 /// let kept = {
@@ -183,9 +184,10 @@ enum Binding {
 /// compiler reports (`unused_must_use`; an error here):
 ///
 /// ```compile_fail
+/// # mod framealloc { pub use framealloc_alloc::*; }
 /// #![deny(unused_must_use)]
-/// let alloc = framealloc_alloc::SmartAlloc::default();
-/// framealloc_alloc::AsyncPoolGuard::new(&alloc); // dropped at once: no scope
+/// let alloc = framealloc::SmartAlloc::default();
+/// framealloc::AsyncPoolGuard::new(&alloc); // dropped at once: no scope
 /// ```
 #[must_use = "the scope ends when the guard drops: bind it (`let _guard = AsyncPoolGuard::new(&alloc);`)"]
 pub struct AsyncPoolGuard {

@@ -11,9 +11,15 @@
 //! handles keep their heap alive wherever they go. The fast paths use no atomics: see
 //! [`identity`](crate::hook) for who may touch a heap's plain state.
 //!
+//! Handles compare, hash, borrow and format as `Box` does, and clone into memory of their own
+//! kind (all but [`ScopedBox`], which does not know its scope). Collections of
+//! [`allocator_api2`] live in task memory (`Vec::new_in(&task)`) or in a frame scope
+//! (`Vec::new_in(f)`): [`TaskAlloc`] and [`FrameScope`] implement its `Allocator`.
+//!
 //! Executors integrate through [`hook`]: a [`hook::TaskContext`] per task, entered around
 //! every poll.
 
+mod allocator;
 mod chunk;
 mod config;
 mod defer;
@@ -30,8 +36,12 @@ mod smart;
 mod stats;
 mod sync;
 mod task;
-mod vec;
+mod traits;
+pub mod vec;
 
+/// The allocator-api2 version whose `Allocator` [`TaskAlloc`] and [`FrameScope`] implement:
+/// build collections for them with this one.
+pub use allocator_api2;
 pub use config::{AllocConfig, ConfigError};
 pub use error::AllocError;
 pub use frame::{FrameBox, FrameScope, FrameSlice, FrameVec, ScopedBox};

@@ -65,7 +65,8 @@ impl Drop for AllocHandle {
 ///   thread it runs on, counted as pool memory.
 ///
 /// ```
-/// use framealloc_alloc::SmartAlloc;
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// use framealloc::SmartAlloc;
 /// let alloc = SmartAlloc::new(Default::default());
 /// alloc.begin_frame();
 /// let mut hits = alloc.frame_vec::<u32>();
@@ -107,6 +108,11 @@ impl SmartAlloc {
         let handle = Arc::new(AllocHandle { id: shared.id, shared });
         let _ = handle.shared.handle.set(Arc::downgrade(&handle));
         Ok(Self { handle })
+    }
+
+    /// The handle `pool_*` calls find their heap with.
+    pub(crate) fn handle(&self) -> &Arc<AllocHandle> {
+        &self.handle
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -202,14 +208,12 @@ impl SmartAlloc {
     }
 
     /// [`frame_box`](Self::frame_box) for the public method `what` (named in misuse panics).
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     fn frame_box_as<T>(&self, what: &'static str, value: T) -> FrameBox<'_, T> {
-        // Allocate first and write once: the value is not moved through a `Result`.
-        let (p, chunk) = match self.arena(what).alloc_counted(Layout::new::<T>()) {
-            Ok(r) => r,
-            Err(e) => fail(e),
-        };
+        // Allocate first and write once: the value is not moved through a `Result`, and the
+        // error path (which panics) is out of line.
+        let (p, chunk) = self.arena(what).alloc_counted_or_fail(Layout::new::<T>());
         let p = p.cast::<T>();
         // SAFETY: fresh block for a `T`, counted in `chunk` for the handle we return.
         unsafe {
@@ -252,6 +256,59 @@ impl SmartAlloc {
     #[track_caller]
     pub fn frame_vec<T>(&self) -> FrameVec<'_, T> {
         FrameVec::new_in(self.arena("frame_vec").clone())
+    }
+
+    /// A vector in the current frame with room for exactly `capacity` elements (no block for
+    /// 0, like `Vec::with_capacity`).
+    ///
+    /// ```
+    /// # mod framealloc { pub use framealloc_alloc::*; }
+    /// # let alloc = framealloc::SmartAlloc::default();
+    /// let mut v = alloc.frame_vec_with_capacity::<u32>(16);
+    /// assert_eq!(v.capacity(), 16);
+    /// v.push(7);
+    /// assert_eq!(alloc.stats().frame.live_bytes, 64);
+    /// ```
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded, the system allocator refuses a chunk or the
+    /// size overflows ([`try_frame_vec_with_capacity`](Self::try_frame_vec_with_capacity)
+    /// returns the error instead); with FA701 while a task is polled; in a thread-local
+    /// destructor after this thread's frame arena is gone.
+    #[track_caller]
+    pub fn frame_vec_with_capacity<T>(&self, capacity: usize) -> FrameVec<'_, T> {
+        match FrameVec::with_capacity_in(self.arena("frame_vec_with_capacity").clone(), capacity) {
+            Ok(v) => v,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// A vector in the current frame with room for exactly `capacity` elements (no block for
+    /// 0).
+    ///
+    /// # Errors
+    /// The frame or total budget would be exceeded, the system allocator refused a chunk, or
+    /// the size overflows.
+    ///
+    /// # Panics
+    /// On misuse, not on a shortage of memory: with FA701 while a task is polled, and in a
+    /// thread-local destructor after this thread's frame arena is gone.
+    #[track_caller]
+    pub fn try_frame_vec_with_capacity<T>(&self, capacity: usize) -> Result<FrameVec<'_, T>, AllocError> {
+        FrameVec::with_capacity_in(self.arena("try_frame_vec_with_capacity").clone(), capacity)
+    }
+
+    /// A vector in the current frame holding the items of `iter`.
+    ///
+    /// # Panics
+    /// If the frame or total budget is exceeded, the system allocator refuses a chunk or the
+    /// size overflows; with FA701 while a task is polled; in a thread-local destructor after
+    /// this thread's frame arena is gone.
+    #[track_caller]
+    pub fn frame_vec_from_iter<T>(&self, iter: impl IntoIterator<Item = T>) -> FrameVec<'_, T> {
+        let mut v = FrameVec::new_in(self.arena("frame_vec_from_iter").clone());
+        v.extend(iter);
+        v
     }
 
     /// Clones `src` into the current frame.
@@ -388,7 +445,8 @@ impl SmartAlloc {
     /// `Vec::with_capacity`), from the current task's heap or this thread's pool.
     ///
     /// ```
-    /// # let alloc = framealloc_alloc::SmartAlloc::default();
+    /// # mod framealloc { pub use framealloc_alloc::*; }
+    /// # let alloc = framealloc::SmartAlloc::default();
     /// let mut v = alloc.pool_vec_with_capacity::<u16>(100);
     /// assert_eq!(v.capacity(), 100);
     /// v.push(7);
@@ -414,6 +472,18 @@ impl SmartAlloc {
     #[inline]
     pub fn try_pool_vec_with_capacity<T>(&self, capacity: usize) -> Result<PoolVec<T>, AllocError> {
         PoolVec::with_capacity_in(&self.handle, capacity)
+    }
+
+    /// A vector from the current task's heap or this thread's pool holding the items of
+    /// `iter`.
+    ///
+    /// # Panics
+    /// If a budget is exceeded, the size overflows or the system allocator refuses memory.
+    #[track_caller]
+    pub fn pool_vec_from_iter<T>(&self, iter: impl IntoIterator<Item = T>) -> PoolVec<T> {
+        let mut v = self.pool_vec();
+        v.extend(iter);
+        v
     }
 
     /// A snapshot of every kind of memory of this `SmartAlloc`, all threads and tasks.

@@ -10,7 +10,11 @@
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Figures for one kind of memory.
+///
+/// `#[non_exhaustive]`: made by [`SmartAlloc::stats`](crate::SmartAlloc::stats) (or
+/// `Default`), read through its fields, so that figures can be added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KindStats {
     /// Bytes of allocations alive now (requested sizes; not chunks held or cached).
     /// Zero-sized values take no memory and are not counted.
@@ -26,7 +30,11 @@ pub struct KindStats {
 
 /// A snapshot of a [`SmartAlloc`](crate::SmartAlloc)'s memory. Exact once the operations it
 /// counts have returned (and, for other threads, once they are synchronised with the caller).
+///
+/// `#[non_exhaustive]`: made by [`SmartAlloc::stats`](crate::SmartAlloc::stats) (or
+/// `Default`), read through its fields, so that figures can be added.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AllocStats {
     /// Frame arenas (all threads).
     pub frame: KindStats,
@@ -72,6 +80,9 @@ pub(crate) struct Counters {
     pub(crate) quarantined: AtomicU64,
     /// A released task heap kept in a thread's cache for the next task (not "alive").
     pub(crate) parked: core::sync::atomic::AtomicBool,
+    /// Released with escapees: every chunk it holds, including ones it gains afterwards (an
+    /// escaped vector growing), counts in `quarantined`.
+    pub(crate) retained: core::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -87,6 +98,7 @@ impl Counters {
             held: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             parked: core::sync::atomic::AtomicBool::new(false),
+            retained: core::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -1,29 +1,27 @@
 //! [`TaskAlloc`] and the handles it gives out, [`TaskBox`] and [`TaskVec`].
 //!
-//! A `TaskAlloc` owns one heap. Its owner is whoever was running when it was created (a task,
-//! or a thread outside any task); the owner allocates and frees without atomics, anyone else
-//! it is shared with (`&TaskAlloc` across scoped threads, a `TaskBox` dropped elsewhere) takes
-//! the locked or lock-free slow path. Handles borrow the `TaskAlloc`, so none outlives it, and
-//! dropping it returns the whole heap in O(chunks).
+//! Inside a task with a heap of its own (framealloc's runtime, `framealloc::tokio::spawn`), a
+//! `TaskAlloc` uses the task's heap, as DESIGN.md says, and holds one counted handle on it,
+//! like a `PoolBox`: the heap outlives the task while the `TaskAlloc` does (it is `'static` and
+//! `Send`, so it can leave the task). Elsewhere (a plain thread, a plain `tokio::spawn` task) it
+//! owns a heap of its own, returned whole, in O(chunks), when it drops.
 //!
-//! Deviation from DESIGN.md ("`TaskAlloc::new` inside a task uses the task's heap"): a
-//! `TaskAlloc` always owns a heap of its own, also inside a task. That keeps its release
-//! exclusive by construction (`drop` has `&mut self` and every handle borrows it), where a
-//! shared heap would need a reference count between the task and each `TaskAlloc`. The cost is
-//! the same: its chunks come from the same per-thread cache as the task heap's.
+//! The heap's owner is whoever was running when it was made (the task, or the thread); the
+//! owner allocates and frees without atomics, anyone else it is shared with (`&TaskAlloc`
+//! across scoped threads, a `TaskBox` dropped elsewhere) takes the locked or lock-free slow
+//! path. Handles borrow the `TaskAlloc`, so none outlives it.
 
 use crate::error::{fail, AllocError};
 use crate::heap::HeapCore;
 use crate::identity;
-use crate::vec::{heap_allocate, heap_deallocate, heap_vec_methods};
 use crate::SmartAlloc;
-use allocator_api2::alloc::Allocator;
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
-use std::alloc::Layout;
+
+pub use crate::vec::task::TaskVec;
 
 /// Task-scoped allocator: every allocation is freed when it drops, and all at once when the
 /// `TaskAlloc` drops.
@@ -32,7 +30,8 @@ use std::alloc::Layout;
 /// whole task, across `.await`s and thread moves.
 ///
 /// ```
-/// use framealloc_alloc::{SmartAlloc, TaskAlloc};
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// use framealloc::{SmartAlloc, TaskAlloc};
 /// let alloc = SmartAlloc::new(Default::default());
 /// let task = TaskAlloc::new(&alloc);
 /// let mut names = task.alloc_vec::<&str>();
@@ -46,18 +45,20 @@ use std::alloc::Layout;
 /// There is no frame memory here:
 ///
 /// ```compile_fail,E0599
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
-/// let task = framealloc_alloc::TaskAlloc::new(&alloc);
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
+/// let task = framealloc::TaskAlloc::new(&alloc);
 /// let x = task.frame_alloc::<u8>();
 /// ```
 ///
 /// Handles cannot outlive their `TaskAlloc`:
 ///
 /// ```compile_fail,E0597
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
 /// let b;
 /// {
-///     let task = framealloc_alloc::TaskAlloc::new(&alloc);
+///     let task = framealloc::TaskAlloc::new(&alloc);
 ///     b = task.alloc_box(1u32);
 /// }
 /// assert_eq!(*b, 1);
@@ -66,8 +67,9 @@ use std::alloc::Layout;
 /// With the `TaskAlloc` living long enough, the same compiles:
 ///
 /// ```
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
-/// let task = framealloc_alloc::TaskAlloc::new(&alloc);
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
+/// let task = framealloc::TaskAlloc::new(&alloc);
 /// let b;
 /// {
 ///     b = task.alloc_box(1u32);
@@ -76,6 +78,9 @@ use std::alloc::Layout;
 /// ```
 pub struct TaskAlloc {
     heap: NonNull<HeapCore>,
+    /// `heap` is the running task's, on which this holds one counted handle (not a heap of
+    /// its own).
+    task_heap: bool,
 }
 
 // SAFETY: the heap is `Send + Sync` (identity-checked fast path, locks and atomics otherwise),
@@ -85,16 +90,31 @@ unsafe impl Send for TaskAlloc {}
 unsafe impl Sync for TaskAlloc {}
 
 impl TaskAlloc {
-    /// A new, empty heap owned by the current task (or thread). Costs no memory until the
-    /// first allocation, which takes a chunk from the thread's cache.
+    /// Inside a task of framealloc's runtime or of `framealloc::tokio::spawn`, the running
+    /// task's heap (its innermost: an open `AsyncPoolGuard`'s, else its own), kept alive while
+    /// this lives; elsewhere a new, empty heap owned by the current thread or plain tokio
+    /// task, which costs no memory until the first allocation takes a chunk from the thread's
+    /// cache.
     #[must_use = "the heap goes back when the `TaskAlloc` drops: bind it for the whole task"]
+    #[inline]
     pub fn new(alloc: &SmartAlloc) -> Self {
-        Self { heap: HeapCore::obtain_task_heap(alloc.shared(), identity::current()) }
+        if let Some(heap) = crate::pool::slot_heap(alloc.handle()) {
+            // SAFETY: a slot heap is owned by the running task (the caller), which keeps it
+            // alive; the handle counted here keeps it alive after the task, until `drop`.
+            unsafe { heap.as_ref().retain_handle_owned() };
+            return Self { heap, task_heap: true };
+        }
+        Self::own_heap(alloc)
+    }
+
+    #[cold]
+    fn own_heap(alloc: &SmartAlloc) -> Self {
+        Self { heap: HeapCore::obtain_task_heap(alloc.shared(), identity::current()), task_heap: false }
     }
 
     #[inline]
-    fn heap(&self) -> &HeapCore {
-        // SAFETY: the heap lives until `drop` releases it.
+    pub(crate) fn heap(&self) -> &HeapCore {
+        // SAFETY: the heap lives until `drop` releases it (or our handle on it).
         unsafe { self.heap.as_ref() }
     }
 
@@ -179,10 +199,11 @@ impl TaskAlloc {
     /// An empty vector in the heap; it allocates when it grows.
     #[inline]
     pub fn alloc_vec<T>(&self) -> TaskVec<'_, T> {
-        TaskVec { inner: allocator_api2::vec::Vec::new_in(TaskHeapRef(self.heap())) }
+        TaskVec::new_in(self.heap())
     }
 
-    /// A vector with room for `capacity` elements.
+    /// A vector with room for exactly `capacity` elements (no buffer for 0, like
+    /// `Vec::with_capacity`).
     ///
     /// # Panics
     /// If a budget is exceeded, the system allocator refuses memory, or the size overflows
@@ -191,24 +212,35 @@ impl TaskAlloc {
     #[inline]
     #[track_caller]
     pub fn alloc_vec_with_capacity<T>(&self, capacity: usize) -> TaskVec<'_, T> {
-        let mut v = self.alloc_vec();
-        v.reserve(capacity);
-        v
+        match TaskVec::with_capacity_in(self.heap(), capacity) {
+            Ok(v) => v,
+            Err(e) => fail(e),
+        }
     }
 
-    /// A vector with room for `capacity` elements.
+    /// A vector with room for exactly `capacity` elements (no buffer for 0).
     ///
     /// # Errors
     /// A budget would be exceeded, the system allocator refused memory, or the size
     /// overflows.
     #[inline]
     pub fn try_alloc_vec_with_capacity<T>(&self, capacity: usize) -> Result<TaskVec<'_, T>, AllocError> {
-        let mut v = self.alloc_vec();
-        v.try_reserve(capacity)?;
-        Ok(v)
+        TaskVec::with_capacity_in(self.heap(), capacity)
     }
 
-    /// Bytes of this heap's live allocations.
+    /// A vector in the heap holding the items of `iter`.
+    ///
+    /// # Panics
+    /// If a budget is exceeded, the system allocator refuses memory, or the size overflows.
+    #[track_caller]
+    pub fn alloc_vec_from_iter<T>(&self, iter: impl IntoIterator<Item = T>) -> TaskVec<'_, T> {
+        let mut v = self.alloc_vec();
+        v.extend(iter);
+        v
+    }
+
+    /// Bytes of this heap's live allocations. Inside a task with a heap of its own that is
+    /// the task's heap, so the task's `pool_*` allocations count too.
     pub fn live_bytes(&self) -> u64 {
         self.heap().counters().live()
     }
@@ -216,9 +248,15 @@ impl TaskAlloc {
 
 impl Drop for TaskAlloc {
     fn drop(&mut self) {
+        if self.task_heap {
+            // SAFETY: the heap is live (our counted handle keeps it) and we held that one
+            // handle, given back once here.
+            unsafe { HeapCore::release_handle(self.heap) };
+            return;
+        }
         // SAFETY: `&mut self`: every `TaskBox`/`TaskVec` borrowed `self` and is gone (threads
         // that dropped one were joined for the borrow to end), and no escapable handle is ever
-        // made from a `TaskAlloc` heap, so nothing else can touch the heap now.
+        // made from a heap of a `TaskAlloc`'s own, so nothing else can touch the heap now.
         unsafe { HeapCore::release_owner(self.heap) };
     }
 }
@@ -230,6 +268,9 @@ impl fmt::Debug for TaskAlloc {
 }
 
 /// A value in a [`TaskAlloc`]'s heap; freed when dropped.
+///
+/// Compares, hashes, borrows and formats as its value does, like `Box`; clones go to the same
+/// heap ([`try_clone`](Self::try_clone)).
 pub struct TaskBox<'a, T> {
     ptr: NonNull<T>,
     heap: &'a HeapCore,
@@ -292,72 +333,38 @@ impl<T: fmt::Debug> fmt::Debug for TaskBox<'_, T> {
     }
 }
 
-/// The `Allocator` over a borrowed task heap.
-#[derive(Clone, Copy)]
-pub(crate) struct TaskHeapRef<'a>(&'a HeapCore);
-
-// SAFETY: blocks stay valid until deallocated or until the heap is released, which cannot
-// happen while this borrow of its `TaskAlloc` lives.
-unsafe impl Allocator for TaskHeapRef<'_> {
-    // Always: left to itself the compiler may keep it out of line, which costs a `TaskVec`'s
-    // first buffer about 40 instructions in spills and reloads.
-    #[inline(always)]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        heap_allocate(self.0, layout)
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { heap_deallocate(self.0, ptr, layout) }
-    }
-}
-
-impl fmt::Debug for TaskHeapRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TaskHeapRef")
+impl<'a, T: Clone> TaskBox<'a, T> {
+    /// A clone of the value in the same `TaskAlloc`'s heap (from any thread, as
+    /// [`TaskAlloc::alloc_box`] allows).
+    ///
+    /// # Errors
+    /// As [`TaskAlloc::try_alloc_box`]; `T::clone` is not called then.
+    ///
+    /// # Panics
+    /// If `T::clone` panics (the block is freed first).
+    pub fn try_clone(&self) -> Result<Self, AllocError> {
+        let heap = self.heap;
+        let ptr = heap.allocate_typed::<T>()?;
+        // SAFETY: the fresh block is unused until the clone is written; freed once if
+        // `clone` unwinds.
+        let unwind = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
+        // SAFETY: a fresh block of this heap for a `T` (dangling for a zero-sized `T`).
+        unsafe { ptr.as_ptr().write(T::clone(self)) };
+        core::mem::forget(unwind);
+        Ok(TaskBox { ptr, heap, _owns: PhantomData })
     }
 }
 
-/// A growable vector in a [`TaskAlloc`]'s heap.
-pub struct TaskVec<'a, T> {
-    inner: allocator_api2::vec::Vec<T, TaskHeapRef<'a>>,
-}
-
-impl<'a, T> TaskVec<'a, T> {
-    heap_vec_methods!(inner);
-
-    /// Moves the elements into a `std` `Vec` (this heap's buffer is freed).
-    pub fn into_inner(self) -> Vec<T> {
-        crate::vec::into_std(self.inner)
-    }
-}
-
-impl<T> Deref for TaskVec<'_, T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        &self.inner
-    }
-}
-
-impl<T> DerefMut for TaskVec<'_, T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.inner
-    }
-}
-
-impl<T> Extend<T> for TaskVec<'_, T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        let iter = iter.into_iter();
-        self.reserve(iter.size_hint().0);
-        for v in iter {
-            self.push(v);
+/// Clones into the same `TaskAlloc`'s heap, counted there like any allocation.
+impl<T: Clone> Clone for TaskBox<'_, T> {
+    /// # Panics
+    /// If the heap cannot hold the clone ([`try_clone`](TaskBox::try_clone) returns the error
+    /// instead), or if `T::clone` panics.
+    #[track_caller]
+    fn clone(&self) -> Self {
+        match self.try_clone() {
+            Ok(b) => b,
+            Err(e) => fail(e),
         }
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for TaskVec<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
     }
 }

@@ -429,7 +429,7 @@ fn a_request_too_big_for_any_chunk_is_an_error() {
 
 /// An allocator whose frame chunks start at 4 KiB, under a total budget of `bytes`.
 fn small_chunks_with_total_budget(bytes: usize) -> SmartAlloc {
-    SmartAlloc::new(AllocConfig { frame_chunk_bytes: 4096, ..AllocConfig::default() }.with_total_budget(bytes))
+    SmartAlloc::new(AllocConfig::default().with_frame_chunk_bytes(4096).with_total_budget(bytes))
 }
 
 /// 512-byte frame boxes made until the total budget refuses one: the boxes and the error.
@@ -520,7 +520,7 @@ fn misuse_is_reported_clearly() {
     alloc.begin_frame();
     assert_eq!(*alloc.frame_box(1u8), 1);
     alloc.end_frame();
-    let bad = catch_unwind(|| SmartAlloc::new(AllocConfig { task_chunk_bytes: 1000, ..AllocConfig::default() }));
+    let bad = catch_unwind(|| SmartAlloc::new(AllocConfig::default().with_task_chunk_bytes(1000)));
     let msg = panic_message(bad.unwrap_err());
     assert!(msg.contains("task_chunk_bytes"), "{msg}");
 }

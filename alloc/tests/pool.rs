@@ -330,17 +330,42 @@ fn task_heap_budget_applies_to_pool_in_tasks() {
 }
 
 #[test]
-fn task_alloc_inside_a_task_has_its_own_heap() {
+fn task_alloc_inside_a_task_uses_the_task_heap() {
     let alloc = SmartAlloc::default();
     let mut cx = TaskContext::new();
     cx.enter(|| {
         let t = TaskAlloc::new(&alloc);
-        let p = alloc.pool_box(1u8);
-        let b = t.alloc_box(2u8);
-        assert_eq!(alloc.stats().heaps_alive, 2);
+        let p = alloc.pool_box(1u64);
+        let b = t.alloc_box(2u64);
+        assert_eq!(alloc.stats().heaps_alive, 1, "one heap: the task's");
+        assert_eq!(t.live_bytes(), 16, "the task's `pool_box` and the `TaskBox`");
         drop((p, b));
     });
     assert_eq!(alloc.stats().heaps_alive, 1);
+    cx.release();
+    assert_eq!(alloc.stats().heaps_alive, 0);
+}
+
+#[test]
+fn a_task_alloc_that_leaves_its_task_keeps_the_heap_until_it_drops() {
+    let alloc = SmartAlloc::default();
+    let mut cx = TaskContext::new();
+    let t = cx.enter(|| TaskAlloc::new(&alloc));
+    cx.release();
+    assert_eq!(alloc.stats().heaps_alive, 1, "the TaskAlloc keeps the task's heap");
+    // On another thread, after the task ended: the slow paths, still sound.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut v = t.alloc_vec::<u32>();
+            v.extend(0..100);
+            let b = t.alloc_box(7u64);
+            assert_eq!((v.iter().sum::<u32>(), *b), (4950, 7));
+        });
+    });
+    assert_eq!(t.live_bytes(), 0);
+    drop(t);
+    let s = alloc.stats();
+    assert_eq!((s.heaps_alive, s.task.live_bytes, s.quarantined_chunks), (0, 0, 0), "{s:?}");
 }
 
 #[test]
@@ -377,7 +402,7 @@ fn a_pool_box_is_one_pointer() {
 #[test]
 fn boxes_find_their_heap_from_any_thread() {
     let n = if cfg!(miri) { 40 } else { 400 };
-    let alloc = SmartAlloc::new(AllocConfig { task_chunk_bytes: 64 * 1024, ..AllocConfig::default() });
+    let alloc = SmartAlloc::new(AllocConfig::default().with_task_chunk_bytes(64 * 1024));
     let mut cx = TaskContext::new();
     let made = |alloc: &SmartAlloc| {
         let small: Vec<PoolBox<[u64; 32]>> = (0..n).map(|i| alloc.pool_box([i as u64; 32])).collect();

@@ -11,8 +11,10 @@
 //!   rewound.
 //! * The frame budget is folded into `limit`: when the budget would end inside the current
 //!   chunk, `limit` is raised to that point, so the fast path needs no extra check.
-//! * `begin_frame` recycles in O(chunks used by the frame): it checks each for live handles
-//!   (one load each; chunks double in size, so that is a handful) and rewinds to the first.
+//! * `begin_frame` recycles in O(1) when no counted handle is alive (the arena's live bytes are
+//!   zero: every counted handle holds a non-zero size there), without touching any chunk; else
+//!   in O(chunks used by the frame): it checks each for live handles (one load each; chunks
+//!   double in size, so that is a handful) and rewinds to the first.
 //! * `frame_scope` marks the bump position; the outermost scope rewinds to it on exit, unless a
 //!   counted (handle) allocation was made in between. Nested scopes do not rewind: an outer
 //!   scope may allocate while an inner one is open, and its values must survive the inner exit.
@@ -20,7 +22,7 @@
 //!   and a count, with no check of who else is allocating.
 
 use super::chunk::{ArenaStats, FrameChunk, HEADER};
-use crate::error::{AllocError, Budget};
+use crate::error::{fail, AllocError, Budget};
 use crate::identity;
 use crate::shared::Shared;
 use crate::stats::{Counters, Kind};
@@ -120,7 +122,7 @@ impl FrameArena {
 
     /// Allocates `layout` (any size, zero included) for a counted handle: returns the block and
     /// the chunk it is in, with the handle already counted there.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc_counted(
         &self,
         layout: Layout,
@@ -128,15 +130,66 @@ impl FrameArena {
         if layout.size() == 0 {
             return Ok((dangling(layout), None));
         }
-        let p = match self.bump(layout) {
-            Some(p) => p,
-            None => self.alloc_slow(layout)?,
-        };
-        let chunk = self.cur.get().expect("an allocation was made in a chunk");
-        // SAFETY: the current chunk is owned by this arena and live.
-        unsafe { chunk.as_ref() }.retain();
-        self.note_alloc(layout.size());
-        Ok((p, Some(chunk)))
+        match self.bump_counted(layout) {
+            Some(r) => Ok(r),
+            None => self.alloc_counted_slow(layout),
+        }
+    }
+
+    /// [`alloc_counted`](Self::alloc_counted) for the panicking forms: the fast path inline,
+    /// everything else (a new segment, or the panic on an error) out of line.
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn alloc_counted_or_fail(&self, layout: Layout) -> (NonNull<u8>, Option<NonNull<FrameChunk>>) {
+        if layout.size() == 0 {
+            return (dangling(layout), None);
+        }
+        match self.bump_counted(layout) {
+            Some(r) => r,
+            None => self.alloc_counted_cold(layout),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn alloc_counted_cold(&self, layout: Layout) -> (NonNull<u8>, Option<NonNull<FrameChunk>>) {
+        match self.alloc_counted_slow(layout) {
+            Ok(r) => r,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// The fast path of [`alloc_counted`](Self::alloc_counted) for a non-zero size: a bump
+    /// in the current segment, counted in the current chunk; `None` (nothing done) if the
+    /// segment is full.
+    #[inline(always)]
+    fn bump_counted(&self, layout: Layout) -> Option<(NonNull<u8>, Option<NonNull<FrameChunk>>)> {
+        let p = self.bump(layout)?;
+        Some((p, self.count_in_current(layout.size())))
+    }
+
+    /// Counts a handle of `size` bytes just bumped in the current chunk, and returns that
+    /// chunk (read once: the count's store may alias `cur` as far as the compiler knows).
+    #[inline(always)]
+    fn count_in_current(&self, size: usize) -> Option<NonNull<FrameChunk>> {
+        // A bump succeeded, so there is a current chunk (with none, `ptr` is null and every
+        // non-zero bump fails).
+        let cur = self.cur.get();
+        if let Some(chunk) = cur {
+            // SAFETY: the current chunk is owned by this arena and live.
+            unsafe { chunk.as_ref() }.retain();
+        }
+        self.note_alloc(size);
+        cur
+    }
+
+    /// [`alloc_counted`](Self::alloc_counted) when the current segment is full.
+    #[cold]
+    #[inline(never)]
+    fn alloc_counted_slow(&self, layout: Layout) -> Result<(NonNull<u8>, Option<NonNull<FrameChunk>>), AllocError> {
+        let p = self.alloc_slow(layout)?;
+        Ok((p, self.count_in_current(layout.size())))
     }
 
     /// Allocates `layout` for a scope (not counted: the scope counts its allocations and
@@ -289,9 +342,19 @@ impl FrameArena {
         if self.frame_open.get() {
             misuse("begin_frame() called twice on this thread without end_frame() in between");
         }
-        if self.cur.get().is_some() {
+        // No counted handle alive anywhere (the usual case): nothing to look at. Every counted
+        // handle holds a non-zero size in the owner's live bytes (`alloc_counted`), so zero
+        // there means no chunk has a count, and the chunks need not be touched at all.
+        if self.cur.get().is_some() && self.counters().live() != 0 {
             self.quarantine_live_chunks();
         }
+        debug_assert!(
+            self.cur.get().is_none()
+                // SAFETY: chunks in the list are live.
+                || self.chunks.borrow().iter().all(|c| unsafe { c.as_ref() }.live() == 0)
+                || self.counters().live() != 0,
+            "a chunk has a counted handle that the live bytes do not show"
+        );
         self.rewind_to_start();
         self.frame_open.set(true);
     }
@@ -307,6 +370,8 @@ impl FrameArena {
 
     /// Detaches every chunk of this frame that some handle still points into. Only chunks up
     /// to the current one were used (a scope never rewinds past a counted allocation).
+    #[cold]
+    #[inline(never)]
     fn quarantine_live_chunks(&self) {
         let used = self.cur_index.get() + 1;
         let chunks = self.chunks.borrow();

@@ -7,6 +7,7 @@
 //! frees it. Everything here runs on the arena's thread (frame handles are `!Send`).
 
 use crate::shared::Registration;
+use crate::stats::Counters;
 use core::cell::Cell;
 use core::ptr::NonNull;
 use std::alloc::{alloc, dealloc, Layout};
@@ -21,11 +22,17 @@ pub(crate) struct ArenaStats {
 /// Header at the start of every frame chunk.
 #[repr(C, align(16))]
 pub(crate) struct FrameChunk {
+    /// Counted handles pointing into the chunk, plus [`DETACHED`] once the arena let it go.
     live: Cell<usize>,
-    detached: Cell<bool>,
+    /// The arena's counters, kept alive by `stats`: a handle's drop reaches them in one load.
+    counters: NonNull<Counters>,
     size: usize,
     stats: Rc<ArenaStats>,
 }
+
+/// Added to `live` when the chunk leaves its arena with handles still in it: the last
+/// handle's release then sees exactly `DETACHED`, so one compare covers both conditions.
+const DETACHED: usize = 1 << (usize::BITS - 1);
 
 /// Bytes of the header; data starts right after.
 pub(crate) const HEADER: usize = core::mem::size_of::<FrameChunk>();
@@ -39,7 +46,12 @@ impl FrameChunk {
         let p = NonNull::new(unsafe { alloc(layout) })?.cast::<FrameChunk>();
         // SAFETY: fresh memory, sized and aligned for the header.
         unsafe {
-            p.as_ptr().write(FrameChunk { live: Cell::new(0), detached: Cell::new(false), size, stats: stats.clone() })
+            p.as_ptr().write(FrameChunk {
+                live: Cell::new(0),
+                counters: NonNull::from(&**stats.reg.counters()),
+                size,
+                stats: stats.clone(),
+            })
         };
         Some(p)
     }
@@ -60,12 +72,17 @@ impl FrameChunk {
         self.size
     }
 
+    /// What every clone of the chunk's `SmartAlloc` shares (a handle's way back to its arena).
+    pub(crate) fn shared(&self) -> &std::sync::Arc<crate::shared::Shared> {
+        self.stats.reg.shared()
+    }
+
     pub(crate) fn live(&self) -> usize {
         self.live.get()
     }
 
     /// A new counted handle points into this chunk.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn retain(&self) {
         self.live.set(self.live.get() + 1);
     }
@@ -74,18 +91,31 @@ impl FrameChunk {
     ///
     /// # Safety
     /// `this` is live and the caller held one counted handle into it, now gone.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn release(this: NonNull<FrameChunk>, bytes: usize) {
         // SAFETY: live per the caller.
         let c = unsafe { this.as_ref() };
-        c.stats.reg.counters().own_free(bytes);
+        // SAFETY: the counters live as long as `c.stats`, which the live chunk holds.
+        unsafe { c.counters.as_ref() }.own_free(bytes);
         let live = c.live.get() - 1;
         c.live.set(live);
-        if live == 0 && c.detached.get() {
-            c.stats.reg.counters().quarantined.fetch_sub(1, Relaxed);
+        if live == DETACHED {
             // SAFETY: detached and no handle left: nobody refers to the chunk.
-            unsafe { Self::free(this) };
+            unsafe { Self::free_detached(this) };
         }
+    }
+
+    /// The last handle of a detached chunk is gone: frees it.
+    ///
+    /// # Safety
+    /// Nothing refers to the chunk any more.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_detached(this: NonNull<FrameChunk>) {
+        // SAFETY: live per the caller.
+        unsafe { this.as_ref() }.stats.reg.counters().quarantined.fetch_sub(1, Relaxed);
+        // SAFETY: per the caller.
+        unsafe { Self::free(this) };
     }
 
     /// Leaves the arena: freed now if no handle points into it, else by its last handle.
@@ -99,7 +129,7 @@ impl FrameChunk {
             // SAFETY: no handle and no arena refer to it.
             unsafe { Self::free(this) };
         } else {
-            c.detached.set(true);
+            c.live.set(c.live.get() + DETACHED);
             c.stats.reg.counters().quarantined.fetch_add(1, Relaxed);
         }
     }

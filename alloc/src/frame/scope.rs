@@ -19,7 +19,8 @@ use std::alloc::Layout;
 /// Handles cannot leave the closure:
 ///
 /// ```compile_fail,E0521
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
 /// let mut out = None;
 /// alloc.frame_scope(|f| out = Some(f.alloc(5u32)));
 /// ```
@@ -27,7 +28,8 @@ use std::alloc::Layout;
 /// Taking the value out instead compiles:
 ///
 /// ```
-/// let alloc = framealloc_alloc::SmartAlloc::new(Default::default());
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// let alloc = framealloc::SmartAlloc::new(Default::default());
 /// let mut out = None;
 /// alloc.frame_scope(|f| out = Some(*f.alloc(5u32)));
 /// assert_eq!(out, Some(5));
@@ -44,7 +46,7 @@ impl<'s> FrameScope<'s> {
     }
 
     #[inline(always)]
-    fn raw(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    pub(crate) fn raw(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let p = self.arena.alloc_scoped(layout)?;
         // Zero-sized values take no memory and are not counted (as everywhere).
         if layout.size() != 0 {
@@ -122,6 +124,10 @@ impl fmt::Debug for FrameScope<'_> {
 }
 
 /// A value in a [`FrameScope`]; dropped when the handle drops, and cannot outlive the scope.
+///
+/// Compares, hashes, borrows and formats as its value does, like `Box`. Not `Clone`: it does
+/// not know its scope (that keeps it one pointer); clone the value into the scope instead,
+/// `f.alloc(T::clone(&b))`.
 pub struct ScopedBox<'s, T> {
     ptr: NonNull<T>,
     _marker: PhantomData<(&'s (), T, NotSend)>,

@@ -8,10 +8,8 @@ use super::arena::FrameArena;
 use super::boxed::{release, NotSend};
 use super::chunk::FrameChunk;
 use crate::error::{fail, AllocError};
-use core::fmt;
+use crate::vec::RawVec;
 use core::marker::PhantomData;
-use core::mem::ManuallyDrop;
-use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::alloc::Layout;
 use std::rc::Rc;
@@ -33,37 +31,24 @@ impl<'a, T> FrameVec<'a, T> {
         Self { ptr: NonNull::dangling(), len: 0, cap, chunk: None, arena, _marker: PhantomData, _not_send: PhantomData }
     }
 
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// `true` if there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Elements it can hold without growing.
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-
-    /// Makes room for `additional` more elements.
-    ///
-    /// # Errors
-    /// The frame or total budget would be exceeded, the system allocator refused a chunk, or
-    /// the size overflows. The vector is unchanged then.
-    pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
-        let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
-        if needed <= self.cap {
-            return Ok(());
+    /// A vector with room for exactly `capacity` elements (no block for 0).
+    pub(crate) fn with_capacity_in(arena: Rc<FrameArena>, capacity: usize) -> Result<Self, AllocError> {
+        let mut v = Self::new_in(arena);
+        if capacity > v.cap {
+            v.move_to_block(capacity)?;
         }
-        let new_cap = needed.max(self.cap.saturating_mul(2)).max(4);
+        Ok(v)
+    }
+
+    /// Moves the elements to a new block of `new_cap >= len` elements; the old block is left
+    /// to the frame.
+    fn move_to_block(&mut self, new_cap: usize) -> Result<(), AllocError> {
         let layout = Layout::array::<T>(new_cap).map_err(|_| AllocError::capacity_overflow())?;
         let (p, chunk) = self.arena.alloc_counted(layout)?;
         let p = p.cast::<T>();
         // SAFETY: the new block holds `new_cap >= len` elements and does not overlap the old
-        // one; the elements move bitwise, and the old block is no longer read.
+        // one; the elements move bitwise, the old block is no longer read and its count is
+        // given back once.
         unsafe {
             core::ptr::copy_nonoverlapping(self.ptr.as_ptr(), p.as_ptr(), self.len);
             release::<T>(self.chunk, self.cap);
@@ -74,95 +59,67 @@ impl<'a, T> FrameVec<'a, T> {
         Ok(())
     }
 
-    /// Makes room for `additional` more elements.
-    ///
-    /// # Panics
-    /// If the frame or total budget is exceeded, the system allocator refuses a chunk, or the
-    /// size overflows ([`try_reserve`](Self::try_reserve) returns the error instead).
+    /// Room for `additional` more: at least double the capacity, and at least 4.
+    #[inline]
+    fn try_grow(&mut self, additional: usize) -> Result<(), AllocError> {
+        let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
+        if needed <= self.cap {
+            return Ok(());
+        }
+        self.move_to_block(needed.max(self.cap.saturating_mul(2)).max(4))
+    }
+
+    #[cold]
+    #[inline(never)]
     #[track_caller]
-    pub fn reserve(&mut self, additional: usize) {
-        if let Err(e) = self.try_reserve(additional) {
+    fn grow_one(&mut self) {
+        if let Err(e) = self.try_grow(1) {
             fail(e)
         }
     }
 
-    /// Appends `value`.
-    ///
-    /// # Panics
-    /// If the vector must grow and cannot, as [`reserve`](Self::reserve) does
-    /// ([`try_push`](Self::try_push) returns the error instead).
+    crate::vec::vec_methods!();
+}
+
+// SAFETY: `ptr` is dangling (aligned) with no block, else a block of `cap` elements counted
+// in `chunk`, which the arena (held by the `Rc`) keeps out of reuse while the count lives;
+// `len <= cap` elements initialised; only the growing methods move the block.
+unsafe impl<T> RawVec for FrameVec<'_, T> {
+    type Elem = T;
+
+    #[inline(always)]
+    fn raw_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+
+    #[inline(always)]
+    fn raw_len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    unsafe fn raw_set_len(&mut self, len: usize) {
+        self.len = len;
+    }
+
+    #[inline(always)]
+    fn raw_capacity(&self) -> usize {
+        self.cap
+    }
+
     #[inline]
+    fn raw_try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
+        self.try_grow(additional)
+    }
+
+    #[inline(always)]
     #[track_caller]
-    pub fn push(&mut self, value: T) {
-        if self.len == self.cap {
-            self.reserve(1);
-        }
-        // SAFETY: `len < cap`, so the slot is inside the block and uninitialised.
-        unsafe { self.ptr.as_ptr().add(self.len).write(value) };
-        self.len += 1;
+    fn raw_grow_one(&mut self) {
+        self.grow_one()
     }
 
-    /// Appends `value`.
-    ///
-    /// # Errors
-    /// If the vector must grow and cannot (see [`try_reserve`](Self::try_reserve)): `value`
-    /// comes back with the error.
-    pub fn try_push(&mut self, value: T) -> Result<(), (T, AllocError)> {
-        if let Err(e) = self.try_reserve(1) {
-            return Err((value, e));
-        }
-        self.push(value);
-        Ok(())
-    }
-
-    /// Removes the last element.
-    pub fn pop(&mut self) -> Option<T> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        // SAFETY: the slot was initialised and is now outside `len`, so it is read once.
-        Some(unsafe { self.ptr.as_ptr().add(self.len).read() })
-    }
-
-    /// Appends clones of every element of `other`.
-    ///
-    /// # Panics
-    /// As [`reserve`](Self::reserve) does, or if a `clone` panics (the clones made so far stay).
-    #[track_caller]
-    pub fn extend_from_slice(&mut self, other: &[T])
-    where
-        T: Clone,
-    {
-        self.reserve(other.len());
-        for v in other {
-            self.push(v.clone());
-        }
-    }
-
-    /// Drops every element, keeping the capacity.
-    pub fn clear(&mut self) {
-        let len = self.len;
-        self.len = 0;
-        // SAFETY: the first `len` slots were initialised and are now outside `len`.
-        unsafe { core::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), len).drop_in_place() };
-    }
-
-    /// Moves the elements into a `std` `Vec` (the frame block stays with the frame).
-    pub fn into_inner(self) -> Vec<T> {
-        let mut this = ManuallyDrop::new(self);
-        let len = this.len;
-        let mut out = Vec::with_capacity(len);
-        // SAFETY: the elements move bitwise into `out` (room for `len`); `this` forgets them
-        // and is never dropped, so its count and arena are released by hand below.
-        unsafe {
-            core::ptr::copy_nonoverlapping(this.ptr.as_ptr(), out.as_mut_ptr(), len);
-            out.set_len(len);
-            this.len = 0;
-            release::<T>(this.chunk, this.cap);
-            core::ptr::drop_in_place(&mut this.arena);
-        }
-        out
+    fn raw_empty_like(&self, capacity: usize) -> Result<Self, AllocError> {
+        Self::with_capacity_in(self.arena.clone(), capacity)
     }
 }
 
@@ -172,37 +129,8 @@ impl<T> Drop for FrameVec<'_, T> {
         // SAFETY: our one count on the chunk of the current block, released once, even if an
         // element's drop panics.
         let _release = crate::defer::Defer::new(|| unsafe { release::<T>(chunk, cap) });
-        self.clear();
+        crate::vec::truncate(self, 0);
     }
 }
 
-impl<T> Deref for FrameVec<'_, T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        // SAFETY: `len` initialised elements.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl<T> DerefMut for FrameVec<'_, T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: as above, borrowed mutably through `&mut self`.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl<T> Extend<T> for FrameVec<'_, T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        let iter = iter.into_iter();
-        self.reserve(iter.size_hint().0);
-        for v in iter {
-            self.push(v);
-        }
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for FrameVec<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+crate::vec::vec_traits!(['a, T,] FrameVec<'a, T>, ['a,] FrameVec<'a, u8>);

@@ -412,6 +412,7 @@ impl HeapCore {
         if arena.home_is_dormant() {
             // SAFETY: dormant, and acquired with this heap's chunk size (`create`).
             unsafe { arena.activate_home(size) };
+            self.count_retained_chunk();
             return Ok(arena.alloc(class).expect("a home chunk holds any small class"));
         }
         let Some(chunk) = chunk::acquire(size) else {
@@ -420,7 +421,15 @@ impl HeapCore {
         };
         // SAFETY: a fresh chunk of `size` bytes, now the arena's.
         unsafe { arena.add_chunk(chunk, size) };
+        self.count_retained_chunk();
         Ok(arena.alloc(class).expect("a fresh chunk holds any small class"))
+    }
+
+    /// A chunk added to a heap released with escapees is retained like the ones it had then.
+    fn count_retained_chunk(&self) {
+        if self.counters().retained.load(Ordering::Relaxed) {
+            self.counters().quarantined.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Checks the heap and total budgets for `bytes` more held memory and takes them.
@@ -688,12 +697,14 @@ impl HeapCore {
         if escaped {
             let chunks = local.arena.chunk_count() + heap.foreign.lock().chunk_count();
             heap.counters().quarantined.store(chunks as u64, Ordering::Relaxed);
+            heap.counters().retained.store(true, Ordering::Relaxed);
         }
         heap.owner.store(NOBODY, Ordering::Release);
         if heap.refs.release_owner(handles) {
             if escaped {
                 // Dropped between the count and the fold.
                 heap.counters().quarantined.store(0, Ordering::Relaxed);
+                heap.counters().retained.store(false, Ordering::Relaxed);
             }
             // SAFETY: nothing refers to the heap any more.
             unsafe { Self::park_or_destroy(this) };
@@ -713,13 +724,14 @@ impl HeapCore {
             return unsafe { Self::destroy(this) };
         }
         heap.owner_handles.store(0, Ordering::Relaxed);
-        let _ = heap.remote.take_all(); // blocks of chunks being reset or returned
-                                        // Always reset, even when every block is back on the free lists: the next task then
-                                        // bump-allocates in address order, which measured faster in wall time than popping the
-                                        // last task's blocks off the lists (a dependent load per allocation), although it
-                                        // costs more instructions (clearing the lists).
-                                        // SAFETY: exclusive per the caller: no block is used and no other thread can reach
-                                        // the heap, so its plain state and its foreign arena (no lock needed) can be reset.
+        // Blocks of chunks being reset or returned.
+        let _ = heap.remote.take_all();
+        // Always reset, even when every block is back on the free lists: the next task then
+        // bump-allocates in address order, which is faster in wall time than popping the last
+        // task's blocks off the lists (a dependent load per allocation), although it costs more
+        // instructions (clearing the lists).
+        // SAFETY: exclusive per the caller: no block is used and no other thread can reach the
+        // heap, so its plain state and its foreign arena (no lock needed) can be reset.
         let released = unsafe {
             let foreign = &mut *heap.foreign.data_ptr();
             let foreign_chunks = foreign.chunk_count();

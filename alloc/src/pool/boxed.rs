@@ -18,6 +18,11 @@ use std::sync::Arc;
 ///
 /// One pointer, like a `Box` (`size_of::<PoolBox<T>>() == size_of::<usize>()`): the heap the
 /// value belongs to is found from its address.
+///
+/// Compares, hashes, borrows and formats as its value does, like `Box`; clones go to the same
+/// heap ([`try_clone`](Self::try_clone)). `T` is sized: the block's layout, and so its heap,
+/// is found from `T` alone, where a `PoolBox<[T]>` or `PoolBox<str>` would need a fat pointer
+/// and a run-time layout on every free; a [`PoolVec`](crate::PoolVec) holds a pooled slice.
 pub struct PoolBox<T> {
     ptr: NonNull<T>,
     _owns: PhantomData<T>,
@@ -182,5 +187,61 @@ impl<T> DerefMut for PoolBox<T> {
 impl<T: fmt::Debug> fmt::Debug for PoolBox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: Clone> PoolBox<T> {
+    /// A clone of the value in the same heap as this one (the same task heap, guard scope or
+    /// thread pool), wherever it is called: the heap stays alive for it as for any handle.
+    ///
+    /// # Errors
+    /// The heap's budget (a task heap's) or the total budget would be exceeded, or the system
+    /// allocator refused memory; `T::clone` is not called then.
+    ///
+    /// # Panics
+    /// If `T::clone` panics (the block is freed first).
+    pub fn try_clone(&self) -> Result<Self, AllocError> {
+        let layout = Layout::new::<T>();
+        let ptr = if layout.size() == 0 {
+            NonNull::dangling()
+        } else {
+            // SAFETY: our block came from `placed::allocate` with `T`'s layout, and our
+            // counted handle keeps its heap alive.
+            let heap = unsafe { placed::heap_of(self.ptr.cast(), layout) };
+            // SAFETY: as above: the heap is alive.
+            let h = unsafe { heap.as_ref() };
+            // A new handle made through a live one, as the heap's protocol allows even after
+            // its owner released it.
+            h.retain_handle();
+            match placed::allocate(heap, layout) {
+                Ok(p) => p.cast::<T>(),
+                Err(e) => {
+                    // SAFETY: the handle counted just above, never made; ours keeps the heap.
+                    unsafe { HeapCore::release_handle(heap) };
+                    return Err(e);
+                }
+            }
+        };
+        // SAFETY: runs only if `clone` unwinds: the fresh block and its handle go back once.
+        let unwind = crate::defer::Defer::new(|| unsafe { release::<T>(ptr) });
+        // SAFETY: a fresh block for a `T` (dangling and aligned for a zero-sized `T`).
+        unsafe { ptr.as_ptr().write(T::clone(self)) };
+        core::mem::forget(unwind);
+        Ok(Self { ptr, _owns: PhantomData })
+    }
+}
+
+/// Clones into the same heap as the original (see [`try_clone`](PoolBox::try_clone)), counted
+/// there like any allocation.
+impl<T: Clone> Clone for PoolBox<T> {
+    /// # Panics
+    /// If the heap cannot hold the clone ([`try_clone`](PoolBox::try_clone) returns the error
+    /// instead), or if `T::clone` panics.
+    #[track_caller]
+    fn clone(&self) -> Self {
+        match self.try_clone() {
+            Ok(b) => b,
+            Err(e) => crate::error::fail(e),
+        }
     }
 }

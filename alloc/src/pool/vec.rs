@@ -21,10 +21,9 @@ use crate::error::{fail, AllocError};
 use crate::heap::class::class_of;
 use crate::heap::HeapCore;
 use crate::smart::AllocHandle;
-use core::fmt;
+use crate::vec::RawVec;
 use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
-use core::ops::{Deref, DerefMut};
 use core::ptr::{self, NonNull};
 use std::alloc::Layout;
 use std::sync::Arc;
@@ -33,7 +32,8 @@ use std::sync::Arc;
 /// any thread.
 ///
 /// ```
-/// # let alloc = framealloc_alloc::SmartAlloc::default();
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// # let alloc = framealloc::SmartAlloc::default();
 /// let mut v = alloc.pool_vec::<u32>();
 /// v.extend([1, 2, 3]);
 /// v.push(4);
@@ -199,44 +199,13 @@ impl<T> PoolVec<T> {
         }
     }
 
-    /// Makes room for `additional` more elements.
-    ///
-    /// # Errors
-    /// A budget would be exceeded, the system allocator refused memory, or the size
-    /// overflows. The vector is unchanged then.
-    #[inline]
-    pub fn try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
-        if self.cap.wrapping_sub(self.len) >= additional {
-            return Ok(());
-        }
-        self.grow(additional)
-    }
-
-    /// Makes room for `additional` more elements.
-    ///
-    /// # Panics
-    /// If a budget is exceeded, the system allocator refuses memory, or the size overflows
-    /// ([`try_reserve`](Self::try_reserve) returns the error instead).
-    #[inline]
-    #[track_caller]
-    pub fn reserve(&mut self, additional: usize) {
-        if let Err(e) = self.try_reserve(additional) {
-            fail(e)
-        }
-    }
-
     /// A new buffer for at least `len + additional` elements (exactly that for the first
     /// buffer, at least double the old capacity after), the elements moved over.
     #[inline(always)]
     fn grow(&mut self, additional: usize) -> Result<(), AllocError> {
         if self.cap == 0 && !is_zst::<T>() {
             // The first buffer (the usual case for short-lived buffers), inline.
-            let min = match mem::size_of::<T>() {
-                1 => 8,
-                s if s <= 1024 => 4,
-                _ => 1,
-            };
-            let cap = additional.max(min);
+            let cap = additional.max(crate::vec::min_capacity::<T>());
             let layout = Layout::array::<T>(cap).map_err(|_| AllocError::capacity_overflow())?;
             self.ptr = placed::allocate(self.ptr.cast(), layout)?;
             self.cap = cap;
@@ -276,23 +245,6 @@ impl<T> PoolVec<T> {
         }
     }
 
-    /// Appends `value`.
-    ///
-    /// # Panics
-    /// If the vector must grow and cannot, as [`reserve`](Self::reserve) does
-    /// ([`try_push`](Self::try_push) returns the error instead).
-    #[inline]
-    #[track_caller]
-    pub fn push(&mut self, value: T) {
-        if self.len == self.cap {
-            // By value, not `&mut self` (see the module docs).
-            (self.ptr, self.cap) = Self::grow_one(self.ptr, self.cap, self.len);
-        }
-        // SAFETY: `len < cap`: room for one more element.
-        unsafe { self.data().add(self.len).write(value) };
-        self.len += 1;
-    }
-
     /// Room for one more element for [`push`](Self::push): the new buffer and capacity of the
     /// vector with these parts, or the panic (the vector, still the caller's, unchanged).
     #[cold]
@@ -308,112 +260,73 @@ impl<T> PoolVec<T> {
         (v.ptr, v.cap)
     }
 
-    /// Appends `value`.
-    ///
-    /// # Errors
-    /// If the vector must grow and cannot (see [`try_reserve`](Self::try_reserve)): `value`
-    /// comes back with the error.
-    pub fn try_push(&mut self, value: T) -> Result<(), (T, AllocError)> {
-        if let Err(e) = self.try_reserve(1) {
-            return Err((value, e));
-        }
-        // SAFETY: room for one more element was just made.
-        unsafe { self.data().add(self.len).write(value) };
-        self.len += 1;
-        Ok(())
-    }
-
-    /// Appends clones of every element of `other`.
-    ///
-    /// # Panics
-    /// As [`reserve`](Self::reserve) does, or if a `clone` panics (the clones made so far stay).
-    #[track_caller]
-    pub fn extend_from_slice(&mut self, other: &[T])
-    where
-        T: Clone,
-    {
-        self.reserve(other.len());
-        for v in other {
-            // SAFETY: room was reserved; `len` counts each clone as soon as it is written, so
-            // a panicking `clone` leaves a consistent vector.
-            unsafe { self.data().add(self.len).write(v.clone()) };
-            self.len += 1;
-        }
-    }
-
-    /// Removes the last element.
-    pub fn pop(&mut self) -> Option<T> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        // SAFETY: the element at the old `len - 1` is initialised and no longer counted.
-        Some(unsafe { self.data().add(self.len).read() })
-    }
-
-    /// Drops every element, keeping the capacity.
-    pub fn clear(&mut self) {
-        self.truncate(0);
-    }
-
-    /// Shortens to `len` elements, dropping the rest.
-    pub fn truncate(&mut self, len: usize) {
-        if len >= self.len {
-            return;
-        }
-        let tail = self.len - len;
-        // Forget the tail first, so that a panicking drop can never make one drop twice.
-        self.len = len;
-        // SAFETY: the `tail` elements after `len` are initialised and no longer counted.
-        unsafe { ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.data().add(len), tail)) };
-    }
-
-    /// Number of elements.
+    /// The heap a copy of this vector goes to, with one handle counted for the copy.
     #[inline]
-    pub fn len(&self) -> usize {
+    fn retain_heap(&self) -> NonNull<HeapCore> {
+        let heap = self.heap();
+        // SAFETY: our own counted handle keeps the heap alive during the call.
+        unsafe { heap.as_ref().retain_handle() };
+        heap
+    }
+
+    crate::vec::vec_methods!();
+}
+
+// SAFETY: `data()` is non-null and aligned for `T` (see there), the buffer of `cap` elements
+// when `cap > 0`; `len <= cap` elements initialised; only the growing methods move the
+// buffer.
+unsafe impl<T> RawVec for PoolVec<T> {
+    type Elem = T;
+
+    #[inline(always)]
+    fn raw_ptr(&self) -> *mut T {
+        self.data()
+    }
+
+    #[inline(always)]
+    fn raw_len(&self) -> usize {
         self.len
     }
 
-    /// `true` if there are no elements.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    #[inline(always)]
+    unsafe fn raw_set_len(&mut self, len: usize) {
+        self.len = len;
     }
 
-    /// Elements it can hold without growing.
-    #[inline]
-    pub fn capacity(&self) -> usize {
+    #[inline(always)]
+    fn raw_capacity(&self) -> usize {
         self.cap
     }
 
-    /// The elements as a slice.
-    #[inline]
-    pub fn as_slice(&self) -> &[T] {
-        // SAFETY: `len` initialised elements at `data()` (non-null and aligned when empty).
-        unsafe { core::slice::from_raw_parts(self.data(), self.len) }
-    }
-
-    /// The elements as a mutable slice.
-    #[inline]
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
-        // SAFETY: as above, borrowed mutably through `&mut self`.
-        unsafe { core::slice::from_raw_parts_mut(self.data(), self.len) }
-    }
-
-    /// Moves the elements into a `std` `Vec` (the pool buffer is freed).
-    pub fn into_inner(self) -> Vec<T> {
-        let mut this = ManuallyDrop::new(self);
-        let len = this.len;
-        let mut out = Vec::with_capacity(len);
-        // SAFETY: `out` has room for `len` elements; they are moved bitwise and this vector
-        // forgets them (len 0) before its buffer is freed, so each is owned once.
-        unsafe {
-            ptr::copy_nonoverlapping(this.data(), out.as_mut_ptr(), len);
-            out.set_len(len);
-            this.len = 0;
-            ManuallyDrop::drop(&mut this);
+    #[inline(always)]
+    fn raw_try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {
+        if self.cap.wrapping_sub(self.len) >= additional {
+            return Ok(());
         }
-        out
+        self.grow(additional)
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    fn raw_grow_one(&mut self) {
+        // By value, not `&mut self` (see the module docs).
+        (self.ptr, self.cap) = Self::grow_one(self.ptr, self.cap, self.len);
+    }
+
+    fn raw_empty_like(&self, capacity: usize) -> Result<Self, AllocError> {
+        if is_zst::<T>() {
+            return Ok(Self { ptr: NonNull::dangling(), cap: usize::MAX, len: 0, _owns: PhantomData });
+        }
+        // The copy holds its own handle on the same heap from here on (released by its drop
+        // also if the allocation fails).
+        let mut v = Self { ptr: self.retain_heap().cast(), cap: 0, len: 0, _owns: PhantomData };
+        if capacity != 0 {
+            // Exactly `capacity`, like `Vec::clone`.
+            let layout = Layout::array::<T>(capacity).map_err(|_| AllocError::capacity_overflow())?;
+            v.ptr = placed::allocate(v.ptr.cast(), layout)?;
+            v.cap = capacity;
+        }
+        Ok(v)
     }
 }
 
@@ -454,33 +367,4 @@ impl<T> Drop for ReleaseTyped<T> {
     }
 }
 
-impl<T> Deref for PoolVec<T> {
-    type Target = [T];
-    #[inline]
-    fn deref(&self) -> &[T] {
-        self.as_slice()
-    }
-}
-
-impl<T> DerefMut for PoolVec<T> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [T] {
-        self.as_mut_slice()
-    }
-}
-
-impl<T> Extend<T> for PoolVec<T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        let iter = iter.into_iter();
-        self.reserve(iter.size_hint().0);
-        for v in iter {
-            self.push(v);
-        }
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for PoolVec<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+crate::vec::vec_traits!([T,] PoolVec<T>, [] PoolVec<u8>);
