@@ -283,20 +283,7 @@ unsafe impl<T> RawVec for PoolVec<T> {
         self.data()
     }
 
-    #[inline(always)]
-    fn raw_len(&self) -> usize {
-        self.len
-    }
-
-    #[inline(always)]
-    unsafe fn raw_set_len(&mut self, len: usize) {
-        self.len = len;
-    }
-
-    #[inline(always)]
-    fn raw_capacity(&self) -> usize {
-        self.cap
-    }
+    crate::vec::raw_len_cap!();
 
     #[inline(always)]
     fn raw_try_reserve(&mut self, additional: usize) -> Result<(), AllocError> {

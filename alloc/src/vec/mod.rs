@@ -753,6 +753,29 @@ macro_rules! vec_methods {
 
 pub(crate) use vec_methods;
 
+/// The `RawVec` accessors of a vector whose length and capacity are its `len` and `cap`
+/// fields (all three are).
+macro_rules! raw_len_cap {
+    () => {
+        #[inline(always)]
+        fn raw_len(&self) -> usize {
+            self.len
+        }
+
+        #[inline(always)]
+        unsafe fn raw_set_len(&mut self, len: usize) {
+            self.len = len;
+        }
+
+        #[inline(always)]
+        fn raw_capacity(&self) -> usize {
+            self.cap
+        }
+    };
+}
+
+pub(crate) use raw_len_cap;
+
 /// `PartialEq` of a vector (`$v`, element `T`) against slices, arrays, `Vec`s and every
 /// vector kind (element `U`), and of slices and `Vec`s against it.
 macro_rules! vec_eq {
