@@ -62,11 +62,10 @@ impl<'a, T> FrameVec<'a, T> {
     /// Room for `additional` more: at least double the capacity, and at least 4.
     #[inline]
     fn try_grow(&mut self, additional: usize) -> Result<(), AllocError> {
-        let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
-        if needed <= self.cap {
+        if self.cap - self.len >= additional {
             return Ok(());
         }
-        self.move_to_block(needed.max(self.cap.saturating_mul(2)).max(4))
+        self.move_to_block(crate::vec::grown_capacity(self.len, self.cap, additional)?.max(4))
     }
 
     #[cold]

@@ -218,9 +218,7 @@ impl<T> PoolVec<T> {
     #[cold]
     #[inline(never)]
     fn grow_buffer(&mut self, additional: usize) -> Result<(), AllocError> {
-        // A zero-sized `T` has capacity `usize::MAX`: asking for more overflows.
-        let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
-        let cap = needed.max(self.cap.saturating_mul(2));
+        let cap = crate::vec::grown_capacity(self.len, self.cap, additional)?;
         let layout = Layout::array::<T>(cap).map_err(|_| AllocError::capacity_overflow())?;
         let heap = self.heap();
         let new = placed::allocate(heap, layout)?;

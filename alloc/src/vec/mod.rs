@@ -86,6 +86,15 @@ pub(crate) const fn min_capacity<T>() -> usize {
     }
 }
 
+/// The capacity a vector of `len` elements in a buffer of `cap` grows to for `additional`
+/// more: what is needed, and at least double the old capacity (amortized growth). For a
+/// zero-sized element (capacity `usize::MAX`) any request for more overflows.
+#[inline]
+pub(crate) fn grown_capacity(len: usize, cap: usize, additional: usize) -> Result<usize, AllocError> {
+    let needed = len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
+    Ok(needed.max(cap.saturating_mul(2)))
+}
+
 /// `v`'s elements as a slice.
 #[inline(always)]
 pub(crate) fn as_slice<V: RawVec>(v: &V) -> &[V::Elem] {

@@ -92,8 +92,7 @@ impl<'a, T> TaskVec<'a, T> {
     #[cold]
     #[inline(never)]
     fn grow_buffer(&mut self, additional: usize) -> Result<(), AllocError> {
-        let needed = self.len.checked_add(additional).ok_or_else(AllocError::capacity_overflow)?;
-        let cap = needed.max(self.cap.saturating_mul(2));
+        let cap = super::grown_capacity(self.len, self.cap, additional)?;
         let new = self.allocate(cap)?;
         // SAFETY: `new` is a fresh buffer for `cap > len` elements; the elements move bitwise
         // and the old buffer is freed once, with its layout, on its heap.
