@@ -140,6 +140,28 @@ macro_rules! cases {
     }};
 }
 
+/// The cases of workload `$w` (`bytes`, `objects`, `growth`, `small`: its handlers, see
+/// `handlers`) on runtime `$rt` with the allocators of `$a` (an `&Allocs`), for its criterion
+/// group and the paired comparison alike.
+macro_rules! workload {
+    (bytes, $rt:expr, $a:expr) => {
+        workload!(@ $rt, $a, no_alloc, bytes_system, bytes_mimalloc, bytes_bumpalo, bytes_pool, bytes_task_alloc, bytes_thread_pool)
+    };
+    (objects, $rt:expr, $a:expr) => {
+        workload!(@ $rt, $a, no_alloc, objects_system, objects_mimalloc, objects_bumpalo, objects_pool, objects_task_alloc, objects_thread_pool)
+    };
+    (growth, $rt:expr, $a:expr) => {
+        workload!(@ $rt, $a, growth_no_alloc, growth_system, growth_mimalloc, growth_bumpalo, growth_pool, growth_task_alloc, growth_thread_pool)
+    };
+    (small, $rt:expr, $a:expr) => {
+        workload!(@ $rt, $a, small_no_alloc, small_system, small_mimalloc, small_bumpalo, small_pool, small_task_alloc, small_thread_pool)
+    };
+    (@ $rt:expr, $a:expr, $($handler:ident),*) => {{
+        let a: &Allocs = $a;
+        cases!($rt, &a.tasks, &a.threads, $($handler),*)
+    }};
+}
+
 /// A 2-worker multi-thread runtime, as in every tokio case but the paired comparison's second
 /// pass.
 fn runtime() -> tokio::runtime::Runtime {
@@ -188,36 +210,14 @@ impl Allocs {
 /// The byte-buffer workload on tokio.
 fn request_handlers(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(
-        &rt,
-        &a.tasks,
-        &a.threads,
-        no_alloc,
-        bytes_system,
-        bytes_mimalloc,
-        bytes_bumpalo,
-        bytes_pool,
-        bytes_task_alloc,
-        bytes_thread_pool
-    );
+    let cases = workload!(bytes, &rt, &a);
     bench_cases(c, "tokio_request_handler", &cases, &a);
 }
 
 /// The object workload on tokio.
 fn request_handler_objects(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(
-        &rt,
-        &a.tasks,
-        &a.threads,
-        no_alloc,
-        objects_system,
-        objects_mimalloc,
-        objects_bumpalo,
-        objects_pool,
-        objects_task_alloc,
-        objects_thread_pool
-    );
+    let cases = workload!(objects, &rt, &a);
     bench_cases(c, "tokio_request_handler_objects", &cases, &a);
 }
 
@@ -417,68 +417,11 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
     let rounds: usize = if smoke { 2 } else { 120 };
     const BATCH: u32 = 8;
     let a = Allocs::new();
-    let (tasks, threads) = (&a.tasks, &a.threads);
     let workloads = [
-        (
-            "byte buffers",
-            cases!(
-                rt,
-                tasks,
-                threads,
-                no_alloc,
-                bytes_system,
-                bytes_mimalloc,
-                bytes_bumpalo,
-                bytes_pool,
-                bytes_task_alloc,
-                bytes_thread_pool
-            ),
-        ),
-        (
-            "objects",
-            cases!(
-                rt,
-                tasks,
-                threads,
-                no_alloc,
-                objects_system,
-                objects_mimalloc,
-                objects_bumpalo,
-                objects_pool,
-                objects_task_alloc,
-                objects_thread_pool
-            ),
-        ),
-        (
-            "growth (the guide's request: a vector grown by pushes, 16 boxed parts)",
-            cases!(
-                rt,
-                tasks,
-                threads,
-                growth_no_alloc,
-                growth_system,
-                growth_mimalloc,
-                growth_bumpalo,
-                growth_pool,
-                growth_task_alloc,
-                growth_thread_pool
-            ),
-        ),
-        (
-            "small tasks",
-            cases!(
-                rt,
-                tasks,
-                threads,
-                small_no_alloc,
-                small_system,
-                small_mimalloc,
-                small_bumpalo,
-                small_pool,
-                small_task_alloc,
-                small_thread_pool
-            ),
-        ),
+        ("byte buffers", workload!(bytes, rt, &a)),
+        ("objects", workload!(objects, rt, &a)),
+        ("growth (the guide's request: a vector grown by pushes, 16 boxed parts)", workload!(growth, rt, &a)),
+        ("small tasks", workload!(small, rt, &a)),
     ];
     for (workload, cases) in &workloads {
         for (_, run) in cases {
@@ -532,36 +475,14 @@ fn paired_on(flavour: &str, rt: &tokio::runtime::Runtime, smoke: bool) {
 /// The growth workload (the guide's request pattern) on tokio.
 fn growth(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(
-        &rt,
-        &a.tasks,
-        &a.threads,
-        growth_no_alloc,
-        growth_system,
-        growth_mimalloc,
-        growth_bumpalo,
-        growth_pool,
-        growth_task_alloc,
-        growth_thread_pool
-    );
+    let cases = workload!(growth, &rt, &a);
     bench_cases(c, "tokio_request_growth", &cases, &a);
 }
 
 /// The small-task workload on tokio.
 fn small_tasks(c: &mut Criterion) {
     let (rt, a) = (runtime(), Allocs::new());
-    let cases = cases!(
-        &rt,
-        &a.tasks,
-        &a.threads,
-        small_no_alloc,
-        small_system,
-        small_mimalloc,
-        small_bumpalo,
-        small_pool,
-        small_task_alloc,
-        small_thread_pool
-    );
+    let cases = workload!(small, &rt, &a);
     bench_cases(c, "tokio_small_tasks", &cases, &a);
 }
 
