@@ -919,66 +919,9 @@ macro_rules! vec_traits {
             }
         }
 
-        impl<$($g)*> Eq for $v where T: Eq {}
-
-        impl<$($g)*> PartialOrd for $v
-        where
-            T: PartialOrd,
-        {
-            #[inline]
-            fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-                self[..].partial_cmp(&other[..])
-            }
-        }
-
-        impl<$($g)*> Ord for $v
-        where
-            T: Ord,
-        {
-            #[inline]
-            fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-                self[..].cmp(&other[..])
-            }
-        }
-
-        /// Hashes as the slice of its elements does (so it agrees with `Borrow<[T]>`).
-        impl<$($g)*> core::hash::Hash for $v
-        where
-            T: core::hash::Hash,
-        {
-            #[inline]
-            fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-                core::hash::Hash::hash(&self[..], state)
-            }
-        }
-
-        impl<$($g)*> AsRef<[T]> for $v {
-            #[inline]
-            fn as_ref(&self) -> &[T] {
-                self
-            }
-        }
-
-        impl<$($g)*> AsMut<[T]> for $v {
-            #[inline]
-            fn as_mut(&mut self) -> &mut [T] {
-                self
-            }
-        }
-
-        impl<$($g)*> core::borrow::Borrow<[T]> for $v {
-            #[inline]
-            fn borrow(&self) -> &[T] {
-                self
-            }
-        }
-
-        impl<$($g)*> core::borrow::BorrowMut<[T]> for $v {
-            #[inline]
-            fn borrow_mut(&mut self) -> &mut [T] {
-                self
-            }
-        }
+        // Ordering and hashing as the slice of its elements (so they agree with
+        // `Borrow<[T]>`), and the borrows of that slice.
+        $crate::traits::delegate_value_traits!([$($g)*] $v => [T], bound T);
 
         impl<$($g)*> core::fmt::Debug for $v
         where
