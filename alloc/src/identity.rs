@@ -3,7 +3,7 @@
 //! A heap's plain (non-atomic) state may be touched only by its owner. The owner is an
 //! identity, a `u64` that is current on at most one thread at any moment:
 //!
-//! * a task of an executor, while that executor polls it inside [`TaskContext::enter`]
+//! * a task of an executor, while that executor polls it inside [`TaskContext::enter`](crate::hook::TaskContext::enter)
 //!   (`&mut TaskContext` makes two concurrent entries impossible, and entry is closure-scoped
 //!   so it cannot be leaked past its borrow);
 //! * else the task an external source reports (tokio's `task::try_id()`, registered by
@@ -26,9 +26,10 @@
 //! takes the plain path"): what makes the plain path safe is that the owner runs in one place
 //! at a time, and a thread's own identity only ever runs on that thread.
 //!
-//! The same context answers "is a task being polled?" for FA701.
+//! The same context answers "is a task being polled?" for FA701, and keeps a pointer to the
+//! polled task's heap slot for the placement layer (`place::task`), opaque here: this module
+//! is a leaf that names nothing of the crate.
 
-use crate::heap::TaskSlot;
 use core::cell::Cell;
 use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -47,11 +48,11 @@ static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
 struct Context {
     /// The answer of [`current`] when it needs no other source: the task being polled by
-    /// [`TaskContext::enter`]; else this thread's identity, cached once no external source is
+    /// [`enter_task`]; else this thread's identity, cached once no external source is
     /// registered; else 0.
     fast: Cell<u64>,
-    /// Heap slot of that task (valid while `task != 0`).
-    slot: Cell<*const TaskSlot>,
+    /// The heap slot of that task, as [`enter_task`] was given it (null outside a task).
+    slot: Cell<*const ()>,
     /// This thread's identity, assigned on first use.
     thread: Cell<u64>,
 }
@@ -252,15 +253,44 @@ pub(crate) fn in_task() -> bool {
     CONTEXT.try_with(|c| c.fast.get() & !ID_MASK == KIND_TASK).unwrap_or(false) || external().is_some()
 }
 
-/// Calls `f` with the heap slot of the task being polled by [`TaskContext::enter`], if any.
+/// The slot pointer the task being polled on this thread was entered with ([`enter_task`]),
+/// or null outside a task of ours.
+#[inline(always)]
+pub(crate) fn current_slot() -> *const () {
+    CONTEXT.try_with(|c| c.slot.get()).unwrap_or(core::ptr::null())
+}
+
+/// Runs `f` as the task `identity` (from [`new_task_identity`]), with `slot` as its
+/// [`current_slot`]; restores the previous task and slot on return, also on panic.
+///
+/// The caller guarantees the identity rule (see the module docs): `identity` is current on no
+/// other thread during the call, and what ran under it before happens-before this call.
+/// `place::task::TaskContext::enter` does it with `&mut`.
 #[inline]
-pub(crate) fn with_slot<R>(f: impl FnOnce(Option<&TaskSlot>) -> R) -> R {
-    let p = CONTEXT.try_with(|c| c.slot.get()).unwrap_or(core::ptr::null());
-    // SAFETY: `enter` stores a pointer to its `&mut TaskContext`'s slot and restores the
-    // previous value before that borrow ends. We are inside that `enter` call on this thread
-    // (the pointer is non-null only then), and `f` returns before `enter` can, so the slot
-    // outlives the reference.
-    f(unsafe { p.as_ref() })
+pub(crate) fn enter_task<R>(identity: u64, slot: *const (), f: impl FnOnce() -> R) -> R {
+    struct Restore(u64, *const ());
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = CONTEXT.try_with(|c| {
+                c.fast.set(self.0);
+                c.slot.set(self.1);
+            });
+        }
+    }
+    let prev = CONTEXT.try_with(|c| (c.fast.replace(identity), c.slot.replace(slot))).unwrap_or((0, core::ptr::null()));
+    let _restore = Restore(prev.0, prev.1);
+    f()
+}
+
+/// A task identity never handed out before.
+#[inline]
+pub(crate) fn new_task_identity() -> u64 {
+    KIND_TASK | fresh_task_number()
+}
+
+/// The number error messages show for `identity` (a task's number, a thread's).
+pub(crate) fn number(identity: u64) -> u64 {
+    identity & ID_MASK
 }
 
 /// Human-readable owner id for error messages: `Some(task number)` for tasks.
@@ -290,72 +320,6 @@ pub(crate) fn is_task(identity: u64) -> bool {
     matches!(identity & !ID_MASK, KIND_TASK | KIND_EXTERNAL)
 }
 
-/// What an executor keeps per task so that framealloc knows which task runs: its identity
-/// and its lazily created per-[`SmartAlloc`](crate::SmartAlloc) heaps for `pool_*` calls.
-///
-/// Executors create one per task, wrap every poll in [`enter`](Self::enter), and drop it (or
-/// call [`release`](Self::release)) when the task completes, is cancelled or panics: the heaps
-/// go back at once; allocations that escaped the task keep their heap alive until they drop.
-pub struct TaskContext {
-    slot: TaskSlot,
-}
-
-impl TaskContext {
-    /// A context with a fresh identity and no heap (a heap costs nothing until first used).
-    pub fn new() -> Self {
-        Self { slot: TaskSlot::new(KIND_TASK | fresh_task_number()) }
-    }
-
-    /// The task's number, as shown in error messages.
-    pub fn id(&self) -> u64 {
-        self.slot.identity() & ID_MASK
-    }
-
-    /// Runs `f` (a poll, or dropping the task's future) as this task: `pool_*` calls use the
-    /// task's heap, frees of its memory take the fast path, and `frame_*` calls panic (FA701).
-    /// Nested entries restore the outer task on return, also on panic.
-    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        struct Restore(u64, *const TaskSlot);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let _ = CONTEXT.try_with(|c| {
-                    c.fast.set(self.0);
-                    c.slot.set(self.1);
-                });
-            }
-        }
-        let slot: *const TaskSlot = &self.slot;
-        let prev = CONTEXT
-            .try_with(|c| (c.fast.replace(self.slot.identity()), c.slot.replace(slot)))
-            .unwrap_or((0, core::ptr::null()));
-        let _restore = Restore(prev.0, prev.1);
-        f()
-    }
-
-    /// Returns the task's heaps now (also done on drop). Allocations that escaped keep their
-    /// heap alive until they drop; everything else goes back to the chunk cache.
-    pub fn release(&mut self) {
-        self.slot.release();
-    }
-
-    /// Bytes of the task's heaps' live allocations (all `SmartAlloc`s).
-    pub fn live_bytes(&self) -> u64 {
-        self.slot.live_bytes()
-    }
-}
-
-impl Default for TaskContext {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl core::fmt::Debug for TaskContext {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TaskContext").field("id", &self.id()).finish_non_exhaustive()
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -370,28 +334,28 @@ mod tests {
     }
 
     #[test]
-    fn enter_sets_and_restores_task_identity() {
-        let mut a = TaskContext::new();
-        let mut b = TaskContext::new();
+    fn enter_sets_and_restores_task_identity_and_slot() {
+        let (a, b) = (new_task_identity(), new_task_identity());
+        let (slot_a, slot_b) = (&1u8 as *const u8 as *const (), &2u8 as *const u8 as *const ());
         let outer = current();
-        assert!(!in_task());
-        let (ia, ib, ia2) = a.enter(|| {
+        assert!(!in_task() && current_slot().is_null());
+        let (ia, ib, sb, ia2, sa) = enter_task(a, slot_a, || {
             let ia = current();
-            let ib = b.enter(current);
-            (ia, ib, current())
+            let (ib, sb) = enter_task(b, slot_b, || (current(), current_slot()));
+            (ia, ib, sb, current(), current_slot())
         });
         assert!(is_task(ia) && is_task(ib));
+        assert_eq!((ia, ib, sb), (a, b, slot_b));
         assert_ne!(ia, ib);
-        assert_eq!(ia, ia2, "nested enter restores the outer task");
+        assert_eq!((ia2, sa), (a, slot_a), "nested enter restores the outer task");
         assert_eq!(current(), outer);
-        assert!(!in_task());
+        assert!(!in_task() && current_slot().is_null());
     }
 
     #[test]
     fn enter_restores_on_panic() {
-        let mut a = TaskContext::new();
         let outer = current();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.enter(|| panic!("boom"))));
+        let r = std::panic::catch_unwind(|| enter_task(new_task_identity(), core::ptr::null(), || panic!("boom")));
         assert!(r.is_err());
         assert_eq!(current(), outer);
         assert!(!in_task());

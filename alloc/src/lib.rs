@@ -18,17 +18,37 @@
 //!
 //! Executors integrate through [`hook`]: a [`hook::TaskContext`] per task, entered around
 //! every poll.
+//!
+//! # Layers
+//!
+//! Each module uses only its own layer and the ones above it in this table, and no two
+//! modules use each other (`tests/layers.rs` reads this table and checks both). A heap never
+//! calls into per-thread state: releasing one hands a parkable heap back to its caller.
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | 0 | `config` `sync` `defer` `delegate` `stats` `identity` | configuration, loom-switchable atomics, drop guards, trait impls through `Deref`, counters, who is running |
+//! | 1 | `error` | errors, which name who asked (an identity) |
+//! | 2 | `chunk` `remote` `heap::class` | chunks, size classes, remote free lists |
+//! | 3 | `shared` | what a `SmartAlloc`'s clones share: configuration, registry, budget |
+//! | 4 | `heap` `frame::arena` `frame::chunk` | containers: task heaps (their blocks, and pool blocks that name them), frame arenas |
+//! | 5 | `place` | placement: task slots, per-thread state, guard scopes, parked heaps |
+//! | 6 | `vec` | the one vector implementation, over any raw buffer |
+//! | 7 | `frame` `pool` `task` `guard` | the handles |
+//! | 8 | `traits` `allocator` | std and allocator-api2 traits for the handles |
+//! | 9 | `smart` | [`SmartAlloc`], the front door |
 
 mod allocator;
 mod chunk;
 mod config;
 mod defer;
+mod delegate;
 mod error;
 mod frame;
 mod guard;
 mod heap;
 mod identity;
-mod local;
+mod place;
 mod pool;
 mod remote;
 mod shared;
@@ -53,5 +73,6 @@ pub use task::{TaskAlloc, TaskBox, TaskVec};
 
 /// For executors: tell framealloc which task is running.
 pub mod hook {
-    pub use crate::identity::{set_external_identity_source, TaskContext};
+    pub use crate::identity::set_external_identity_source;
+    pub use crate::place::task::TaskContext;
 }

@@ -1,27 +1,30 @@
 //! What all clones of one [`SmartAlloc`](crate::SmartAlloc) share: configuration, the
 //! registry of live arenas and heaps (for [`stats`](crate::SmartAlloc::stats)), and the
 //! total-budget counter.
+//!
+//! Heaps and arenas hold it, so it names nothing above it: what the placement layer keeps per
+//! `SmartAlloc` (parked heaps, the handle per-thread state is made from) it reaches through
+//! [`Above`], which that layer implements.
 
 use crate::config::AllocConfig;
 use crate::error::{AllocError, Budget};
-use crate::heap::HeapCore;
 use crate::stats::{AllocStats, Counters, Kind, KindStats};
-use core::ptr::NonNull;
+use core::any::Any;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
 
 static NEXT_ALLOC_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Parked task heaps kept for any thread (see [`Shared::push_spare`]): 4 MiB at most with the
-/// default 16 KiB chunks.
-const SPARE_LIMIT: usize = 256;
+/// The placement layer's state of one `SmartAlloc`, as this layer sees it.
+pub(crate) trait Above: Send + Sync {
+    /// Frees what that layer caches (parked heaps) so that the budget can say yes; `true` if
+    /// anything was freed.
+    fn reclaim(&self) -> bool;
 
-/// A parked task heap on the shared list.
-struct Spare(NonNull<HeapCore>);
-
-// SAFETY: a parked heap is referred to by nothing else; whoever takes it off the list owns it.
-unsafe impl Send for Spare {}
+    /// The state itself, for that layer to downcast.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
 
 #[derive(Default)]
 struct Registry {
@@ -47,14 +50,9 @@ pub(crate) struct Shared {
     pub(crate) frames: AtomicU64,
     held: AtomicU64,
     pub(crate) guard_escapes: AtomicU64,
-    /// Parked task heaps any thread may take: what threads that release more heaps than they
-    /// start (a worker finishing tasks another one began) give to those that start more.
-    spare: Mutex<Vec<Spare>>,
-    /// `spare.len()`, read without the lock to skip it when the list is empty.
-    spare_count: AtomicUsize,
-    /// The user-facing handle (set once by `SmartAlloc::new`), for per-thread state made from
-    /// the heap side; weak, so that per-thread state goes once every `SmartAlloc` clone does.
-    pub(crate) handle: std::sync::OnceLock<std::sync::Weak<crate::smart::AllocHandle>>,
+    /// The placement layer's state (set once, when the `SmartAlloc` is made); weak, so that
+    /// it goes once every `SmartAlloc` clone does.
+    above: OnceLock<Weak<dyn Above>>,
 }
 
 /// A container's place in the registry; unregisters (folding its counters) on drop.
@@ -102,10 +100,18 @@ impl Shared {
             frames: AtomicU64::new(0),
             held: AtomicU64::new(0),
             guard_escapes: AtomicU64::new(0),
-            spare: Mutex::new(Vec::new()),
-            spare_count: AtomicUsize::new(0),
-            handle: std::sync::OnceLock::new(),
+            above: OnceLock::new(),
         })
+    }
+
+    /// Links the placement layer's state; only the first call takes effect.
+    pub(crate) fn set_above(&self, above: Weak<dyn Above>) {
+        let _ = self.above.set(above);
+    }
+
+    /// The placement layer's state, while a `SmartAlloc` clone is alive.
+    pub(crate) fn above(&self) -> Option<Arc<dyn Above>> {
+        self.above.get().and_then(Weak::upgrade)
     }
 
     /// Registers a new container of `kind`.
@@ -127,65 +133,19 @@ impl Shared {
     }
 
     /// Takes `bytes` from the total budget (chunk or large block acquisition) for a request of
-    /// `requested` bytes (named in the error). Parked task heaps (this thread's and the shared
-    /// spares) are a cache, so they are freed before the budget says no.
+    /// `requested` bytes (named in the error). Parked task heaps are a cache, so they are freed
+    /// before the budget says no.
     pub(crate) fn charge(&self, bytes: usize, requested: usize, owner: u64) -> Result<(), AllocError> {
         match self.try_charge(bytes, requested, owner) {
-            Err(_) if crate::local::release_parked(self.id) | self.release_spares() => {
-                self.try_charge(bytes, requested, owner)
-            }
+            Err(_) if self.above().is_some_and(|a| a.reclaim()) => self.try_charge(bytes, requested, owner),
             r => r,
         }
-    }
-
-    /// Puts a parked task heap (reset, referred to by nothing) on the shared list, or gives it
-    /// back if the list is full.
-    ///
-    /// The caller holds a strong reference to this `Shared`'s `SmartAlloc` handle, so the list
-    /// cannot be emptied for good (when the last clone goes) before the heap is on it.
-    pub(crate) fn push_spare(&self, heap: NonNull<HeapCore>) -> Result<(), NonNull<HeapCore>> {
-        let mut spare = self.spare.lock();
-        if spare.len() >= SPARE_LIMIT {
-            return Err(heap);
-        }
-        spare.push(Spare(heap));
-        self.spare_count.store(spare.len(), Relaxed);
-        Ok(())
-    }
-
-    /// A parked task heap from the shared list, if any.
-    pub(crate) fn pop_spare(&self) -> Option<NonNull<HeapCore>> {
-        if self.spare_count.load(Relaxed) == 0 {
-            return None;
-        }
-        let mut spare = self.spare.lock();
-        let heap = spare.pop()?.0;
-        self.spare_count.store(spare.len(), Relaxed);
-        Some(heap)
-    }
-
-    /// Heaps on the shared list (for tests).
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn spare_len(&self) -> usize {
-        self.spare.lock().len()
     }
 
     /// Bytes of chunks and large blocks held, as charged to the total budget (for tests).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn held_bytes(&self) -> u64 {
         self.held.load(Relaxed)
-    }
-
-    /// Frees the shared parked heaps; `true` if there were any.
-    pub(crate) fn release_spares(&self) -> bool {
-        let heaps = core::mem::take(&mut *self.spare.lock());
-        self.spare_count.store(0, Relaxed);
-        let any = !heaps.is_empty();
-        for Spare(h) in heaps {
-            // SAFETY: taken off the list, which was their only reference.
-            unsafe { HeapCore::destroy_parked(h) };
-        }
-        any
     }
 
     fn try_charge(&self, bytes: usize, requested: usize, owner: u64) -> Result<(), AllocError> {

@@ -3,35 +3,19 @@
 use crate::config::{AllocConfig, ConfigError};
 use crate::error::{fail, AllocError};
 use crate::frame::{arena::FrameArena, scope, FrameBox, FrameScope, FrameSlice, FrameVec};
+use crate::guard::AsyncPoolGuard;
 use crate::identity;
-use crate::local;
+use crate::place::{self, AllocHandle};
 use crate::pool::{self, PoolBox, PoolVec};
 use crate::shared::Shared;
 use crate::stats::AllocStats;
+use crate::task::TaskAlloc;
 use core::fmt;
 use core::ptr::NonNull;
 use std::alloc::Layout;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-/// What `SmartAlloc` clones point to. Per-thread entries hold it weakly, so they are dropped
-/// once every clone is gone.
-pub(crate) struct AllocHandle {
-    pub(crate) id: u64,
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Drop for AllocHandle {
-    fn drop(&mut self) {
-        // The last clone is gone: the shared parked heaps (which hold the `Shared` through
-        // their registrations) go too. Heaps parked later are destroyed instead (`park`).
-        self.shared.release_spares();
-        // And this thread's frame arena, pool heap and parked heaps (other threads' go when
-        // they next meet a new `SmartAlloc`, or exit).
-        local::release_entry(self.id);
-    }
-}
 
 /// Frame, task and pool memory with one configuration and one set of statistics.
 ///
@@ -54,12 +38,12 @@ impl Drop for AllocHandle {
 ///   panic when called from a thread-local destructor after the thread's arena is gone. The
 ///   `try_` twins panic in both cases too: these are misuse, not a shortage of memory. Pool
 ///   and task memory keep working in thread-local destructors.
-/// * **Task**: [`TaskAlloc`](crate::TaskAlloc), and `pool_*` inside a task that has a heap
+/// * **Task**: [`TaskAlloc`], and `pool_*` inside a task that has a heap
 ///   of its own (one of framealloc's runtime or of `framealloc::tokio::spawn`).
 /// * **Pool**: [`pool_box`](Self::pool_box), [`pool_vec`](Self::pool_vec), ... The handles own
 ///   their memory and may go anywhere. Where `pool_*` allocates ("the current task's heap or
 ///   this thread's pool" below): the heap of the innermost open
-///   [`AsyncPoolGuard`](crate::AsyncPoolGuard) of the running task (or thread), else the
+///   [`AsyncPoolGuard`] of the running task (or thread), else the
 ///   running task's own heap if it has one, else the calling thread's pool. A plain tokio
 ///   task has no heap of its own: with no guard open, its `pool_*` calls use the pool of the
 ///   thread it runs on, counted as pool memory.
@@ -104,13 +88,11 @@ impl SmartAlloc {
     /// [`AllocConfig::validate`]).
     pub fn try_new(config: AllocConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let shared = Shared::new(config);
-        let handle = Arc::new(AllocHandle { id: shared.id, shared });
-        let _ = handle.shared.handle.set(Arc::downgrade(&handle));
-        Ok(Self { handle })
+        Ok(Self { handle: AllocHandle::new(Shared::new(config)) })
     }
 
-    /// The handle `pool_*` calls find their heap with.
+    /// The handle `pool_*` calls find their heap with (for tests).
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn handle(&self) -> &Arc<AllocHandle> {
         &self.handle
     }
@@ -131,7 +113,7 @@ impl SmartAlloc {
         if identity::in_task() {
             fa701(what);
         }
-        match local::entry(&self.handle) {
+        match place::thread::entry(&self.handle) {
             // SAFETY: the entry lives while `self.handle` does (we borrow it for the returned
             // lifetime) and the thread is not tearing down (`entry` returned it).
             Some(e) => unsafe { &(*e.as_ptr()).frame },
@@ -501,6 +483,30 @@ impl Default for SmartAlloc {
 impl fmt::Debug for SmartAlloc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmartAlloc").field("id", &self.handle.id).finish_non_exhaustive()
+    }
+}
+
+// The constructors that take the front door: written here so that the handles' own modules
+// name nothing above them.
+
+impl TaskAlloc {
+    /// Inside a task of framealloc's runtime or of `framealloc::tokio::spawn`, the running
+    /// task's heap (its innermost: an open `AsyncPoolGuard`'s, else its own), kept alive while
+    /// this lives; elsewhere a new, empty heap owned by the current thread or plain tokio
+    /// task, which costs no memory until the first allocation takes a chunk from the thread's
+    /// cache.
+    #[must_use = "the heap goes back when the `TaskAlloc` drops: bind it for the whole task"]
+    #[inline]
+    pub fn new(alloc: &SmartAlloc) -> Self {
+        Self::in_handle(&alloc.handle)
+    }
+}
+
+impl AsyncPoolGuard {
+    /// Opens a scope on the current task (or thread) for `alloc`: its `pool_*` allocations
+    /// there go to the scope's heap until the guard drops or a newer guard opens.
+    pub fn new(alloc: &SmartAlloc) -> Self {
+        Self::open(&alloc.handle)
     }
 }
 

@@ -14,7 +14,7 @@
 use crate::error::{fail, AllocError};
 use crate::heap::HeapCore;
 use crate::identity;
-use crate::SmartAlloc;
+use crate::place::{self, AllocHandle};
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
@@ -90,26 +90,23 @@ unsafe impl Send for TaskAlloc {}
 unsafe impl Sync for TaskAlloc {}
 
 impl TaskAlloc {
-    /// Inside a task of framealloc's runtime or of `framealloc::tokio::spawn`, the running
-    /// task's heap (its innermost: an open `AsyncPoolGuard`'s, else its own), kept alive while
-    /// this lives; elsewhere a new, empty heap owned by the current thread or plain tokio
-    /// task, which costs no memory until the first allocation takes a chunk from the thread's
-    /// cache.
-    #[must_use = "the heap goes back when the `TaskAlloc` drops: bind it for the whole task"]
+    // `TaskAlloc::new(&SmartAlloc)` is written in `smart.rs`, with the front door it takes.
+
+    /// [`TaskAlloc::new`] for `handle`'s `SmartAlloc`.
     #[inline]
-    pub fn new(alloc: &SmartAlloc) -> Self {
-        if let Some(heap) = crate::pool::slot_heap(alloc.handle()) {
+    pub(crate) fn in_handle(handle: &AllocHandle) -> Self {
+        if let Some(heap) = place::slot_heap(handle) {
             // SAFETY: a slot heap is owned by the running task (the caller), which keeps it
             // alive; the handle counted here keeps it alive after the task, until `drop`.
             unsafe { heap.as_ref().retain_handle_owned() };
             return Self { heap, task_heap: true };
         }
-        Self::own_heap(alloc)
+        Self::own_heap(handle)
     }
 
     #[cold]
-    fn own_heap(alloc: &SmartAlloc) -> Self {
-        Self { heap: HeapCore::obtain_task_heap(alloc.shared(), identity::current()), task_heap: false }
+    fn own_heap(handle: &AllocHandle) -> Self {
+        Self { heap: place::obtain_task_heap(handle, identity::current()), task_heap: false }
     }
 
     #[inline]
@@ -257,7 +254,7 @@ impl Drop for TaskAlloc {
         // SAFETY: `&mut self`: every `TaskBox`/`TaskVec` borrowed `self` and is gone (threads
         // that dropped one were joined for the borrow to end), and no escapable handle is ever
         // made from a heap of a `TaskAlloc`'s own, so nothing else can touch the heap now.
-        unsafe { HeapCore::release_owner(self.heap) };
+        unsafe { place::release(self.heap) };
     }
 }
 

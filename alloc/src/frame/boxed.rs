@@ -11,7 +11,6 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::alloc::Layout;
 use std::rc::Rc;
-use std::sync::Weak;
 
 /// Makes a frame handle `!Send` and `!Sync`: its chunk's counters are plain cells of the
 /// arena's thread.
@@ -192,8 +191,8 @@ unsafe fn arena_of(chunk: NonNull<FrameChunk>, what: &str) -> Rc<FrameArena> {
     // SAFETY: live per the caller.
     let shared = unsafe { chunk.as_ref() }.shared();
     // The handle borrowed for `'a` by the box keeps the `SmartAlloc` alive.
-    let handle = shared.handle.get().and_then(Weak::upgrade).expect("a frame handle's SmartAlloc is alive");
-    match crate::local::entry(&handle) {
+    let handle = crate::place::handle_of(shared).expect("a frame handle's SmartAlloc is alive");
+    match crate::place::thread::entry(&handle) {
         // SAFETY: the entry lives while `handle` does, and this thread is not tearing down
         // (`entry` returned it); the arena is cloned out before either can end.
         Some(e) => unsafe { (*e.as_ptr()).frame.clone() },

@@ -10,7 +10,7 @@
 //!   out-of-line path that checks again.
 //! * A heap with no owner identity may have a lock that stands in for the owner: whoever
 //!   holds it uses the owner's paths on `local` (a guard's heap in the registry, under its
-//!   shard's lock; see `guard`).
+//!   shard's lock; see `place::guard`).
 //! * Anyone else allocates from `foreign` (a second arena behind a mutex) and frees onto
 //!   `remote` (a lock-free list the owner drains when a size class runs dry). All chunks of
 //!   both arenas belong to the heap, so a block may be freed into either arena's lists.
@@ -23,7 +23,10 @@
 //!   is folded in, and the heap is freed at once if nothing escaped, else by whoever drops the
 //!   last escaped handle. Its caller must exclude every other use of the owner identity on
 //!   this heap: executors release a task's heaps with `&mut TaskContext`, `TaskAlloc` on drop
-//!   (no `TaskBox` can outlive it), a thread's pool on that thread.
+//!   (no `TaskBox` can outlive it), a thread's pool on that thread. A task heap that nothing
+//!   refers to then is not freed but reset and handed back to the caller as a [`ParkedHeap`],
+//!   for the placement layer to keep for the next task: the heap knows nothing of per-thread
+//!   state.
 //!
 //! Deviation from DESIGN.md ("an escaped handle keeps its chunk alive"): an escaped handle
 //! keeps its whole heap alive, counted per heap rather than per chunk. A heap's free lists mix
@@ -57,7 +60,7 @@ pub(crate) struct HeapCore {
     /// a task's slot finds its heap with one load from a line the allocation reads anyway.
     alloc_id: u64,
     /// Set when the `AsyncPoolGuard` whose scope this heap is was dropped outside its task:
-    /// the task stops allocating here and releases the heap (see `TaskSlot`).
+    /// the task stops allocating here and releases the heap (see `place::task`).
     guard_ended: AtomicBool,
     /// Escapable handles the owner made minus those it dropped. Written by the owner only
     /// (load and store; for a heap with no owner identity, by the holder of the lock that
@@ -85,29 +88,13 @@ const _: () = assert!(core::mem::align_of::<HeapCore>() <= HEADER && HEADER + IN
 // SAFETY: `local` is touched only by the current owner identity (one thread at a time, with
 // happens-before between successive owners' threads, see `crate::identity`), by the holder of
 // the lock that stands in for the owner of a heap with no owner identity (a registered guard
-// heap's shard lock, see `crate::guard`), or by `release_owner`/`destroy`, whose callers
+// heap's shard lock, see `place::guard`), or by `release_owner`/`destroy`, whose callers
 // exclude both. Everything else is atomics or a mutex.
 unsafe impl Sync for HeapCore {}
 // SAFETY: as above; the heap has no affinity to the thread that created it.
 unsafe impl Send for HeapCore {}
 
 impl HeapCore {
-    /// A task heap owned by `owner`: a parked one from this thread's cache if there is one,
-    /// else a new one.
-    pub(crate) fn obtain_task_heap(shared: &Arc<Shared>, owner: u64) -> NonNull<HeapCore> {
-        match crate::local::unpark(shared) {
-            Some(h) => {
-                // SAFETY: a parked heap belongs to this thread's cache alone until we take it.
-                let heap = unsafe { h.as_ref() };
-                heap.counters().parked.store(false, Ordering::Relaxed);
-                heap.guard_ended.store(false, Ordering::Relaxed);
-                heap.owner.store(owner, Ordering::Release);
-                h
-            }
-            None => Self::create(shared, Kind::Task, owner),
-        }
-    }
-
     /// A new heap of `kind` owned by `owner` ([`NOBODY`] for a heap used only by holders of a
     /// lock that stands in for the owner, or under its own).
     ///
@@ -345,7 +332,7 @@ impl HeapCore {
     }
 
     /// [`allocate_slow`](Self::allocate_slow) that counts `counted` bytes as live instead of
-    /// the block's size (a framed pool value counts its value only, see `pool::placed`).
+    /// the block's size (a framed pool value counts its value only, see `heap::placed`).
     #[cold]
     #[inline(never)]
     pub(crate) fn allocate_counting(&self, layout: Layout, counted: usize) -> Result<NonNull<u8>, AllocError> {
@@ -359,7 +346,7 @@ impl HeapCore {
 
     /// The owner's general path, without the ownership check: for the owner, and for the
     /// holder of the lock that guards the owner state of a heap with no owner identity (a
-    /// registered guard heap, see `guard`).
+    /// registered guard heap, see `place::guard`).
     ///
     /// # Safety
     /// The caller is the owner or excludes it (as for [`local`](Self::local)).
@@ -575,7 +562,7 @@ impl HeapCore {
         self.refs.live(owned).max(0) as usize
     }
 
-    /// Marks a guard heap whose guard was dropped outside its task (see `TaskSlot`).
+    /// Marks a guard heap whose guard was dropped outside its task (see `place::task`).
     pub(crate) fn end_guard(&self) {
         self.guard_ended.store(true, Ordering::Release);
     }
@@ -675,12 +662,14 @@ impl HeapCore {
         }
     }
 
-    /// Ends ownership; frees the heap now unless escaped handles keep it.
+    /// Ends ownership; frees the heap now unless escaped handles keep it. A task heap that
+    /// nothing keeps is reset and handed back to be parked (dropping it frees it).
     ///
     /// # Safety
     /// `this` is live, ownership has not been released yet, and no use of the owner identity
     /// on this heap can run concurrently with this call or after it (see the module docs).
-    pub(crate) unsafe fn release_owner(this: NonNull<HeapCore>) {
+    #[must_use = "a parked heap is freed when dropped: park it or drop it"]
+    pub(crate) unsafe fn release_owner(this: NonNull<HeapCore>) -> Option<ParkedHeap> {
         // SAFETY: live heap per the caller.
         let heap = unsafe { this.as_ref() };
         // SAFETY: the caller excludes the owner.
@@ -707,21 +696,23 @@ impl HeapCore {
                 heap.counters().retained.store(false, Ordering::Relaxed);
             }
             // SAFETY: nothing refers to the heap any more.
-            unsafe { Self::park_or_destroy(this) };
+            return unsafe { Self::reset_or_destroy(this) };
         }
+        None
     }
 
-    /// A task heap nobody refers to any more: reset to its home chunk, empty, and parked in
-    /// this thread's cache for the next task, or destroyed if it cannot be parked.
+    /// A heap nobody refers to any more: a task heap is reset to its home chunk, empty, to be
+    /// parked for the next task; any other is destroyed.
     ///
     /// # Safety
     /// Nothing refers to the heap or any of its blocks any more.
-    unsafe fn park_or_destroy(this: NonNull<HeapCore>) {
+    unsafe fn reset_or_destroy(this: NonNull<HeapCore>) -> Option<ParkedHeap> {
         // SAFETY: exclusive per the caller.
         let heap = unsafe { this.as_ref() };
         if heap.counters().kind != Kind::Task {
             // SAFETY: per the caller.
-            return unsafe { Self::destroy(this) };
+            unsafe { Self::destroy(this) };
+            return None;
         }
         heap.owner_handles.store(0, Ordering::Relaxed);
         // Blocks of chunks being reset or returned.
@@ -746,19 +737,7 @@ impl HeapCore {
         heap.counters().reset_live();
         heap.counters().parked.store(true, Ordering::Relaxed);
         heap.refs.reset();
-        if let Err(this) = crate::local::park(heap.shared(), this) {
-            // SAFETY: per the caller (no room, the thread is ending, or the `SmartAlloc` is gone).
-            unsafe { Self::destroy(this) };
-        }
-    }
-
-    /// Frees a parked heap (its thread's cache is going away).
-    ///
-    /// # Safety
-    /// `this` is parked: nothing else refers to it.
-    pub(crate) unsafe fn destroy_parked(this: NonNull<HeapCore>) {
-        // SAFETY: per the caller.
-        unsafe { Self::destroy(this) }
+        Some(ParkedHeap(this))
     }
 
     /// Frees every chunk and the heap itself.
@@ -780,5 +759,39 @@ impl HeapCore {
             foreign.release_chunks(size);
             local.release_chunks(size);
         }
+    }
+}
+
+/// A reset task heap that nothing refers to: what [`HeapCore::release_owner`] hands back, for
+/// the layers above to keep for the next task ([`reuse`](Self::reuse)). Dropping it frees the
+/// heap, so a parked heap cannot leak.
+pub(crate) struct ParkedHeap(NonNull<HeapCore>);
+
+// SAFETY: nothing else refers to a parked heap; it has no affinity to a thread.
+unsafe impl Send for ParkedHeap {}
+
+impl ParkedHeap {
+    /// What the heap's `SmartAlloc` clones share.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        // SAFETY: the parked heap is live and ours.
+        unsafe { self.0.as_ref() }.shared()
+    }
+
+    /// Takes the heap back into use, owned by `owner`.
+    pub(crate) fn reuse(self, owner: u64) -> NonNull<HeapCore> {
+        let this = core::mem::ManuallyDrop::new(self).0;
+        // SAFETY: the parked heap is live and ours alone until handed out here.
+        let heap = unsafe { this.as_ref() };
+        heap.counters().parked.store(false, Ordering::Relaxed);
+        heap.guard_ended.store(false, Ordering::Relaxed);
+        heap.owner.store(owner, Ordering::Release);
+        this
+    }
+}
+
+impl Drop for ParkedHeap {
+    fn drop(&mut self) {
+        // SAFETY: nothing else refers to a parked heap, and it is dropped once.
+        unsafe { HeapCore::destroy(self.0) };
     }
 }

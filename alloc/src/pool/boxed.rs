@@ -1,10 +1,11 @@
 //! [`PoolBox`]: one value from a pool or the current task's heap.
 
-use super::{cached_slot_heap, owned_thread_pool, placed, slot_heap};
 use crate::error::AllocError;
 use crate::heap::class::ClassOf;
+use crate::heap::placed;
 use crate::heap::HeapCore;
-use crate::smart::AllocHandle;
+use crate::place::AllocHandle;
+use crate::place::{cached_slot_heap, guard, owned_thread_pool, slot_heap, thread};
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
@@ -104,10 +105,10 @@ impl<T> PoolBox<T> {
             }
             None => {
                 // An open guard of ours allocates under its registry lock, handle and all.
-                if let Some(block) = crate::guard::registry_allocate(&handle.shared, Layout::new::<T>()) {
+                if let Some(block) = guard::registry_allocate(&handle.shared, Layout::new::<T>()) {
                     return block.map(NonNull::cast);
                 }
-                crate::local::thread_pool(handle)
+                thread::thread_pool(handle)
             }
         };
         let block = placed::allocate(heap, Layout::new::<T>());

@@ -16,11 +16,12 @@
 //! pending stores. That stall (a dozen cycles or more) cost more than the whole allocation:
 //! making 64 buffers with `pool_vec_with_capacity` in a task took 330 ns, now 120.
 
-use super::{cached_slot_heap, owned_thread_pool, placed, target};
 use crate::error::{fail, AllocError};
 use crate::heap::class::class_of;
+use crate::heap::placed;
 use crate::heap::HeapCore;
-use crate::smart::AllocHandle;
+use crate::place::AllocHandle;
+use crate::place::{cached_slot_heap, guard, owned_thread_pool, target, task};
 use crate::vec::RawVec;
 use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
@@ -137,9 +138,9 @@ impl<T> PoolVec<T> {
         }
         // Exactly `capacity` (no minimum), like `Vec::with_capacity`.
         let layout = Layout::array::<T>(capacity).map_err(|_| AllocError::capacity_overflow())?;
-        if crate::identity::with_slot(|slot| slot.is_none()) {
+        if task::with_slot(|slot| slot.is_none()) {
             // An open guard of ours allocates under its registry lock, handle and all.
-            if let Some(block) = crate::guard::registry_allocate(&handle.shared, layout) {
+            if let Some(block) = guard::registry_allocate(&handle.shared, layout) {
                 return Ok(Self { ptr: block?, cap: capacity, len: 0, _owns: PhantomData });
             }
         }

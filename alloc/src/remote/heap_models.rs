@@ -1,6 +1,6 @@
 //! Models of the heap-level protocols built on the two structures (see `heap::core`,
-//! `heap::slot`, `guard`, `local`): the owner's plain state is a loom `UnsafeCell`, so a
-//! freer or adopter that is not ordered after every earlier write is reported.
+//! `place::task`, `place::guard`, `place::thread`): the owner's plain state is a loom
+//! `UnsafeCell`, so a freer or adopter that is not ordered after every earlier write is reported.
 
 use super::*;
 use loom::cell::UnsafeCell;

@@ -785,8 +785,9 @@ macro_rules! raw_len_cap {
 
 pub(crate) use raw_len_cap;
 
-/// `PartialEq` of a vector (`$v`, element `T`) against slices, arrays, `Vec`s and every
-/// vector kind (element `U`), and of slices and `Vec`s against it.
+/// `PartialEq` of a vector (`$v`, element `T`) against slices, arrays and `Vec`s (element
+/// `U`), and of slices and `Vec`s against it; `@one` alone is one such impl (`traits` makes
+/// the ones between vector kinds with it).
 macro_rules! vec_eq {
     ([$($g:tt)*] $v:ty) => {
         $crate::vec::vec_eq!(@one [$($g)* U] $v, [U]);
@@ -795,9 +796,6 @@ macro_rules! vec_eq {
         $crate::vec::vec_eq!(@one [$($g)* U, const N: usize] $v, [U; N]);
         $crate::vec::vec_eq!(@one ['r, $($g)* U, const N: usize] $v, &'r [U; N]);
         $crate::vec::vec_eq!(@one [$($g)* U] $v, Vec<U>);
-        $crate::vec::vec_eq!(@one [$($g)* U] $v, $crate::PoolVec<U>);
-        $crate::vec::vec_eq!(@one ['r, $($g)* U] $v, $crate::FrameVec<'r, U>);
-        $crate::vec::vec_eq!(@one ['r, $($g)* U] $v, $crate::TaskVec<'r, U>);
         $crate::vec::vec_eq!(@rev [$($g)* U] Vec<U>, $v);
         $crate::vec::vec_eq!(@rev [$($g)* U] [U], $v);
         $crate::vec::vec_eq!(@rev ['r, $($g)* U] &'r [U], $v);
@@ -921,7 +919,7 @@ macro_rules! vec_traits {
 
         // Ordering and hashing as the slice of its elements (so they agree with
         // `Borrow<[T]>`), and the borrows of that slice.
-        $crate::traits::delegate_value_traits!([$($g)*] $v => [T], bound T);
+        $crate::delegate::delegate_value_traits!([$($g)*] $v => [T], bound T);
 
         impl<$($g)*> core::fmt::Debug for $v
         where

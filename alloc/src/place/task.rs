@@ -1,4 +1,5 @@
-//! [`TaskSlot`]: the heaps of one executor task, one per `SmartAlloc` it uses, created on the
+//! [`TaskContext`], what an executor keeps per task, and its [`TaskSlot`]: the heaps of one
+//! executor task, one per `SmartAlloc` it uses, created on the
 //! task's first `pool_*` call and released when the task ends, plus one heap per open
 //! [`AsyncPoolGuard`](crate::AsyncPoolGuard) of the task.
 //!
@@ -12,11 +13,11 @@
 //! the task drops it from the slot when it next opens a guard, or on a `pool_*` call that
 //! looks past its cached heap (the cached one ended, or another `SmartAlloc`'s), or at its end.
 
-use super::core::HeapCore;
-use crate::shared::Shared;
+use super::AllocHandle;
+use crate::heap::HeapCore;
+use crate::identity;
 use core::cell::{Cell, OnceCell, RefCell};
 use core::ptr::NonNull;
-use std::sync::Arc;
 
 /// One heap of the slot: `(heap, is a guard's heap)` (the heap knows its `SmartAlloc`).
 type Entry = (NonNull<HeapCore>, bool);
@@ -50,13 +51,13 @@ impl TaskSlot {
         self.more.get_or_init(Box::default)
     }
 
-    /// The task's innermost heap for the `SmartAlloc` with id `id` (made on first use). The
-    /// caller is running as this task (inside `enter`), so it is the heap's owner.
+    /// The task's innermost heap for `handle`'s `SmartAlloc` (made on first use). The caller
+    /// is running as this task (inside `enter`), so it is the heap's owner.
     #[inline(always)]
-    pub(crate) fn heap_for(&self, id: u64, shared: &Arc<Shared>) -> NonNull<HeapCore> {
-        match self.cached_heap_for(id) {
+    pub(crate) fn heap_for(&self, handle: &AllocHandle) -> NonNull<HeapCore> {
+        match self.cached_heap_for(handle.id) {
             Some(h) => h,
-            None => self.heap_for_slow(shared),
+            None => self.heap_for_slow(handle),
         }
     }
 
@@ -72,9 +73,9 @@ impl TaskSlot {
 
     #[cold]
     #[inline(never)]
-    fn heap_for_slow(&self, shared: &Arc<Shared>) -> NonNull<HeapCore> {
+    fn heap_for_slow(&self, handle: &AllocHandle) -> NonNull<HeapCore> {
         self.drop_ended_guards();
-        let id = shared.id;
+        let id = handle.id;
         // SAFETY: heaps in the slot are live until released here.
         let of_id = |h: &NonNull<HeapCore>| unsafe { h.as_ref() }.alloc_id() == id;
         let innermost = self.more.get().and_then(|m| m.borrow().iter().rev().map(|e| e.0).find(of_id));
@@ -82,7 +83,7 @@ impl TaskSlot {
         let h = match (innermost, base_of_id) {
             (Some(h), _) | (None, Some(h)) => h,
             (None, None) => {
-                let h = HeapCore::obtain_task_heap(shared, self.identity);
+                let h = super::obtain_task_heap(handle, self.identity);
                 match self.base.get() {
                     None => self.base.set(Some(h)),
                     Some(_) => self.more().borrow_mut().push((h, false)),
@@ -112,7 +113,7 @@ impl TaskSlot {
         for h in ended {
             // SAFETY: we run as the task (its only user of the owner identity), and the heap
             // just left the slot, so it is released once.
-            unsafe { HeapCore::release_owner(h) };
+            unsafe { super::release(h) };
         }
     }
 
@@ -166,13 +167,13 @@ impl TaskSlot {
         self.first.set(None);
         if let Some(h) = self.base.take() {
             // SAFETY: see above; the heap leaves the slot here, so it is released once.
-            unsafe { HeapCore::release_owner(h) };
+            unsafe { super::release(h) };
         }
         // Most tasks never made `more`: no iterator to build and drop then.
         if let Some(more) = self.more.get_mut() {
             for (h, _) in more.get_mut().drain(..) {
                 // SAFETY: as above.
-                unsafe { HeapCore::release_owner(h) };
+                unsafe { super::release(h) };
             }
         }
     }
@@ -181,5 +182,105 @@ impl TaskSlot {
 impl Drop for TaskSlot {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Calls `f` with the heap slot of the task being polled by [`TaskContext::enter`], if any.
+#[inline(always)]
+pub(crate) fn with_slot<R>(f: impl FnOnce(Option<&TaskSlot>) -> R) -> R {
+    let p = identity::current_slot().cast::<TaskSlot>();
+    // SAFETY: only `TaskContext::enter` enters a task with a slot pointer, a pointer to its
+    // `&mut self`'s slot, restored to the previous value before that borrow ends. We are inside
+    // that `enter` call on this thread (the pointer is non-null only then), and `f` returns
+    // before `enter` can, so the slot outlives the reference.
+    f(unsafe { p.as_ref() })
+}
+
+/// What an executor keeps per task so that framealloc knows which task runs: its identity
+/// and its lazily created per-[`SmartAlloc`](crate::SmartAlloc) heaps for `pool_*` calls.
+///
+/// Executors create one per task, wrap every poll in [`enter`](Self::enter), and drop it (or
+/// call [`release`](Self::release)) when the task completes, is cancelled or panics: the heaps
+/// go back at once; allocations that escaped the task keep their heap alive until they drop.
+pub struct TaskContext {
+    slot: TaskSlot,
+}
+
+impl TaskContext {
+    /// A context with a fresh identity and no heap (a heap costs nothing until first used).
+    pub fn new() -> Self {
+        Self { slot: TaskSlot::new(identity::new_task_identity()) }
+    }
+
+    /// The task's number, as shown in error messages.
+    pub fn id(&self) -> u64 {
+        identity::number(self.slot.identity())
+    }
+
+    /// Runs `f` (a poll, or dropping the task's future) as this task: `pool_*` calls use the
+    /// task's heap, frees of its memory take the fast path, and `frame_*` calls panic (FA701).
+    /// Nested entries restore the outer task on return, also on panic.
+    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let slot: *const TaskSlot = &self.slot;
+        // `&mut self`: this task is entered nowhere else now (the identity rule), and it
+        // stays so until `enter_task` returns.
+        identity::enter_task(self.slot.identity(), slot.cast(), f)
+    }
+
+    /// Returns the task's heaps now (also done on drop). Allocations that escaped keep their
+    /// heap alive until they drop; everything else goes back to the chunk cache.
+    pub fn release(&mut self) {
+        self.slot.release();
+    }
+
+    /// Bytes of the task's heaps' live allocations (all `SmartAlloc`s).
+    pub fn live_bytes(&self) -> u64 {
+        self.slot.live_bytes()
+    }
+}
+
+impl Default for TaskContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TaskContext").field("id", &self.id()).finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enter_sets_the_task_and_its_slot_and_restores_them() {
+        let mut a = TaskContext::new();
+        let mut b = TaskContext::new();
+        let outer = identity::current();
+        let (ia, ib, ia2) = a.enter(|| {
+            let ia = with_slot(|s| s.map(TaskSlot::identity));
+            let ib = b.enter(|| with_slot(|s| s.map(TaskSlot::identity)));
+            (ia, ib, with_slot(|s| s.map(TaskSlot::identity)))
+        });
+        assert_eq!(ia, Some(a.slot.identity()));
+        assert_eq!(ib, Some(b.slot.identity()));
+        assert_ne!(ia, ib);
+        assert_eq!(ia, ia2, "nested enter restores the outer task");
+        assert_eq!(identity::current(), outer);
+        assert!(with_slot(|s| s.is_none()) && !identity::in_task());
+        assert_eq!(identity::number(a.slot.identity()), a.id());
+    }
+
+    #[test]
+    fn enter_restores_on_panic() {
+        let mut a = TaskContext::new();
+        let outer = identity::current();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.enter(|| panic!("boom"))));
+        assert!(r.is_err());
+        assert_eq!(identity::current(), outer);
+        assert!(with_slot(|s| s.is_none()) && !identity::in_task());
     }
 }

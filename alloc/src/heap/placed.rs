@@ -56,7 +56,7 @@ pub(crate) fn allocate(heap: NonNull<HeapCore>, layout: Layout) -> Result<NonNul
 }
 
 /// [`allocate`] for the holder of the lock that guards `heap`'s owner state: the owner's
-/// paths without the ownership check (a registered guard heap, see `guard`).
+/// paths without the ownership check (a registered guard heap, see `place::guard`).
 ///
 /// # Safety
 /// `heap` is alive and has no owner identity, and the caller holds the lock every other use

@@ -8,11 +8,11 @@
 //! on other threads are dropped the next time those threads' lists are searched for a new
 //! `SmartAlloc`, and all of them at thread exit.
 
+use super::AllocHandle;
 use crate::frame::arena::FrameArena;
-use crate::heap::HeapCore;
+use crate::heap::{HeapCore, ParkedHeap};
 use crate::identity::{self, NOBODY};
 use crate::shared::Shared;
-use crate::smart::AllocHandle;
 use crate::stats::Kind;
 use core::cell::{Cell, RefCell};
 use core::ptr::{self, NonNull};
@@ -24,7 +24,7 @@ pub(crate) struct ThreadEntry {
     alive: Weak<AllocHandle>,
     pub(crate) frame: Rc<FrameArena>,
     pool: Cell<Option<NonNull<HeapCore>>>,
-    parked: RefCell<Vec<NonNull<HeapCore>>>,
+    parked: RefCell<Vec<ParkedHeap>>,
 }
 
 /// Task heaps parked per thread and `SmartAlloc`: a worker running a few hundred short tasks
@@ -35,14 +35,11 @@ const PARK_LIMIT: usize = 256;
 
 impl Drop for ThreadEntry {
     fn drop(&mut self) {
-        for h in self.parked.get_mut().drain(..) {
-            // SAFETY: parked heaps belong to this entry alone.
-            unsafe { HeapCore::destroy_parked(h) };
-        }
+        // The parked heaps are freed with the entry's fields.
         if let Some(h) = self.pool.take() {
             // SAFETY: the pool heap's owner is this thread's identity; we are on this thread,
-            // outside any use of it, and release it once.
-            unsafe { HeapCore::release_owner(h) };
+            // outside any use of it, and release it once. A pool heap is never parked.
+            drop(unsafe { HeapCore::release_owner(h) });
         }
     }
 }
@@ -163,65 +160,65 @@ pub(crate) fn release_entry(id: u64) {
 }
 
 /// Runs `f` on this thread's parked heaps in `entry`, if they are free.
-fn with_parked<R>(entry: NonNull<ThreadEntry>, f: impl FnOnce(&mut Vec<NonNull<HeapCore>>) -> R) -> Option<R> {
+fn with_parked<R>(entry: NonNull<ThreadEntry>, f: impl FnOnce(&mut Vec<ParkedHeap>) -> R) -> Option<R> {
     // Entries are freed only by `entry_slow`'s pruning (which then points `LAST` at another
     // entry, so `LAST` never names a freed one), by `release_entry` (which clears `LAST` if it
     // names the entry) and by the thread-local's destruction (which clears `LAST` first). None
-    // of them can run during this call: `f` only pushes, pops or takes heap pointers.
+    // of them can run during this call: `f` only pushes, pops or takes parked heaps.
     // SAFETY: so the entry is live; we only touch its parked list, on its own thread.
     let entry = unsafe { entry.as_ref() };
     let mut parked = entry.parked.try_borrow_mut().ok()?;
     Some(f(&mut parked))
 }
 
-/// Parks a reset task heap of `shared`: in this thread's entry (made if needed), else, if that
-/// is full, on the shared list for other threads. Gives it back if both are full, the thread
-/// is ending, or every `SmartAlloc` clone is gone.
-pub(crate) fn park(shared: &Shared, heap: NonNull<HeapCore>) -> Result<(), NonNull<HeapCore>> {
-    let push = |e| {
-        with_parked(e, |p| {
-            if p.len() < PARK_LIMIT {
-                p.push(heap);
-                true
-            } else {
-                false
-            }
-        })
-    };
+/// Parks a task heap: in this thread's entry (made if needed), else, if that is full, on the
+/// shared list for other threads. Frees it if both are full, the thread is ending, or every
+/// `SmartAlloc` clone is gone.
+pub(crate) fn park(heap: ParkedHeap) {
+    let existing = existing_entry(heap.shared().id);
+    let mut heap = Some(heap);
     // The usual case: this thread's entry exists (if its `SmartAlloc` is gone, the entry and
     // what it parks are freed when the thread's entries are next pruned, or at thread exit).
-    let existing = existing_entry(shared.id);
-    if existing.and_then(push) == Some(true) {
-        return Ok(());
+    if let Some(e) = existing {
+        push_parked(e, &mut heap);
     }
+    let Some(h) = heap else { return };
     // Held until the heap is parked: while it lives, the `SmartAlloc` (whose drop empties the
     // shared list) cannot go.
-    let Some(handle) = shared.handle.get().and_then(Weak::upgrade) else { return Err(heap) };
+    let Some(handle) = super::handle_of(h.shared()) else { return };
+    let mut heap = Some(h);
     // No entry yet: make one (an existing one was full, and stays full).
-    if existing.is_none() && entry(&handle).and_then(push) == Some(true) {
-        return Ok(());
+    if existing.is_none() {
+        if let Some(e) = entry(&handle) {
+            push_parked(e, &mut heap);
+        }
     }
-    let parked = shared.push_spare(heap);
-    drop(handle);
-    parked
+    if let Some(h) = heap {
+        // Freed (dropped) if the shared list is full too.
+        let _ = handle.push_spare(h);
+    }
 }
 
-/// Frees this thread's parked task heaps of `id`; `true` if there were any.
+/// Moves `heap` onto `entry`'s parked list unless that is full (or busy).
+fn push_parked(entry: NonNull<ThreadEntry>, heap: &mut Option<ParkedHeap>) {
+    with_parked(entry, |p| {
+        if p.len() < PARK_LIMIT {
+            p.extend(heap.take());
+        }
+    });
+}
+
+/// Frees this thread's parked task heaps of the `SmartAlloc` with `id`; `true` if there were
+/// any.
 pub(crate) fn release_parked(id: u64) -> bool {
     let Some(entry) = existing_entry(id) else { return false };
     let heaps = with_parked(entry, core::mem::take).unwrap_or_default();
-    let any = !heaps.is_empty();
-    for h in heaps {
-        // SAFETY: taken out of the parked list, which was their only reference.
-        unsafe { HeapCore::destroy_parked(h) };
-    }
-    any
+    !heaps.is_empty()
 }
 
-/// A parked task heap of `shared` from this thread, else from the shared list, if any.
-pub(crate) fn unpark(shared: &Shared) -> Option<NonNull<HeapCore>> {
-    let local = existing_entry(shared.id).and_then(|e| with_parked(e, |p| p.pop()).flatten());
-    local.or_else(|| shared.pop_spare())
+/// A parked task heap of the `SmartAlloc` with `id` from this thread's entry, if any.
+pub(crate) fn unpark(id: u64) -> Option<ParkedHeap> {
+    existing_entry(id).and_then(|e| with_parked(e, Vec::pop).flatten())
 }
 
 /// This thread's pool heap for `handle` if `handle`'s entry is the cached one (`LAST`) and
@@ -263,7 +260,7 @@ fn teardown_heap(shared: &Arc<Shared>) -> NonNull<HeapCore> {
     // counting our handle is exclusive and leaves the handle as its only reference.
     unsafe {
         heap.as_ref().retain_handle();
-        HeapCore::release_owner(heap);
+        drop(HeapCore::release_owner(heap)); // a pool heap: never parked
     }
     heap
 }
@@ -285,11 +282,11 @@ mod tests {
         for t in &mut tasks {
             t.enter(|| drop(alloc.pool_box(1u64)));
         }
-        let shared = alloc.shared().clone();
+        let handle = alloc.handle().clone();
         assert_eq!(alloc.stats().heaps_alive, n as u64);
         drop(tasks); // releases all on this thread: PARK_LIMIT parked here, `extra` shared
         assert_eq!(alloc.stats().heaps_alive, 0);
-        assert_eq!(shared.spare_len(), extra);
+        assert_eq!(handle.spare_len(), extra);
         let a = alloc.clone();
         std::thread::spawn(move || {
             let mut t = TaskContext::new();
@@ -299,9 +296,11 @@ mod tests {
         .unwrap();
         // It took a spare heap instead of making one (and parked it in its own entry, freed at
         // its exit).
-        assert_eq!(shared.spare_len(), extra - 1);
+        assert_eq!(handle.spare_len(), extra - 1);
+        let shared = handle.shared.clone();
+        drop(handle);
         drop(alloc);
-        assert_eq!(shared.spare_len(), 0, "freed with the last SmartAlloc clone");
+        assert_eq!(shared.held_bytes(), 0, "freed with the last SmartAlloc clone");
     }
 
     /// Dropping the last clone frees the dropping thread's frame arena, pool heap and parked
