@@ -5,6 +5,10 @@
 //! "use" is any `crate::path` (or `$crate::path`, or `super::path`) in code; comments, doc
 //! comments and the unit-test module at the end of a file (which may use the front door) are
 //! skipped. Names re-exported by `lib.rs` (`crate::PoolVec`) count as the module defining them.
+//!
+//! Not under Miri: it reads files (which Miri's isolation refuses) and runs no unsafe code.
+
+#![cfg(not(miri))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -55,8 +55,9 @@ pub(crate) struct FrameArena {
     open_scopes: Cell<usize>,
     /// Allocations of ended scopes, counted into the counters at scope exit.
     scope_allocations: Cell<u64>,
-    /// Requested bytes of the open scopes' allocations (all alive until their scope ends).
-    scope_bytes: Cell<u64>,
+    /// The innermost open scope (a `FrameScope`, opaque here): its chain of enclosing scopes
+    /// is what sums the open scopes' bytes at a scope's exit (see `scope::run`).
+    innermost_scope: Cell<*const ()>,
     next_chunk: Cell<usize>,
     stats: Rc<ArenaStats>,
     max_chunk: usize,
@@ -74,8 +75,6 @@ pub(crate) struct Mark {
     seg_start: *mut u8,
     /// Counted (handle) allocations so far: the counters' total minus scope allocations.
     counted: u64,
-    /// `scope_bytes` at the mark.
-    scope_bytes: u64,
     /// Depth of the scope this mark opens.
     pub(crate) depth: usize,
 }
@@ -96,7 +95,7 @@ impl FrameArena {
             frame_open: Cell::new(false),
             open_scopes: Cell::new(0),
             scope_allocations: Cell::new(0),
-            scope_bytes: Cell::new(0),
+            innermost_scope: Cell::new(ptr::null()),
             next_chunk: Cell::new(cfg.frame_chunk_bytes),
             stats,
             max_chunk: cfg.frame_chunk_max_bytes,
@@ -199,12 +198,10 @@ impl FrameArena {
         if layout.size() == 0 {
             return Ok(dangling(layout));
         }
-        let p = match self.bump(layout) {
-            Some(p) => p,
-            None => self.alloc_slow(layout)?,
-        };
-        self.scope_bytes.set(self.scope_bytes.get() + layout.size() as u64);
-        Ok(p)
+        match self.bump(layout) {
+            Some(p) => Ok(p),
+            None => self.alloc_slow(layout),
+        }
     }
 
     #[inline(always)]
@@ -422,7 +419,6 @@ impl FrameArena {
             used_before: self.used_before.get(),
             seg_start: self.seg_start.get(),
             counted: self.counted(),
-            scope_bytes: self.scope_bytes.get(),
             depth,
         }
     }
@@ -431,18 +427,23 @@ impl FrameArena {
         self.counters().own_allocations() - self.scope_allocations.get()
     }
 
-    /// Ends the scope `mark` opened, which made `allocations`: counts them, and rewinds if it
-    /// is the outermost scope and no counted allocation was made since the mark.
-    pub(crate) fn end_scope(&self, mark: Mark, allocations: u64) {
+    /// Makes `scope` the innermost open scope; returns the one it encloses (null: none).
+    pub(crate) fn replace_innermost_scope(&self, scope: *const ()) -> *const () {
+        self.innermost_scope.replace(scope)
+    }
+
+    /// Ends the scope `mark` opened, which made `allocations`, while the open scopes (it and
+    /// those around it) have `open_bytes` alive: counts them, and rewinds if it is the
+    /// outermost scope and no counted allocation was made since the mark.
+    pub(crate) fn end_scope(&self, mark: Mark, allocations: u64, open_bytes: u64) {
         self.open_scopes.set(mark.depth - 1);
         let clean = mark.depth == 1 && self.counted() == mark.counted;
         if allocations != 0 {
             // The allocations of every open scope (this one's and its enclosing scopes' so far)
             // are all alive now, on top of the counted ones, and this scope's die now.
-            self.counters().scope_ended(allocations, self.scope_bytes.get());
+            self.counters().scope_ended(allocations, open_bytes);
             self.scope_allocations.set(self.scope_allocations.get() + allocations);
         }
-        self.scope_bytes.set(mark.scope_bytes);
         if !clean {
             return;
         }
