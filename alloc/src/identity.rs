@@ -57,10 +57,21 @@ struct Context {
     thread: Cell<u64>,
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static CONTEXT: Context = const {
         Context { fast: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) }
     };
+}
+
+// Under loom the model's threads are not OS threads: a std thread-local would be shared by
+// them all (and outlive a model iteration), so who is current would not be per model thread.
+// loom's are, and start afresh in every iteration. (The id counters below stay process-wide
+// statics: an identity is still used once, which is all the models rely on.)
+#[cfg(loom)]
+loom::thread_local! {
+    static CONTEXT: Context =
+        Context { fast: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) };
 }
 
 type Source = fn() -> Option<NonZeroU64>;
@@ -107,9 +118,16 @@ fn external() -> Option<u64> {
 /// atomic read-modify-write but one per block.
 const TASK_BLOCK: u64 = 1024;
 
+#[cfg(not(loom))]
 thread_local! {
     /// The rest of this thread's current block of task numbers: `(next, end)`.
     static TASK_NUMBERS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+// Per model thread under loom, as `CONTEXT`.
+#[cfg(loom)]
+loom::thread_local! {
+    static TASK_NUMBERS: Cell<(u64, u64)> = Cell::new((0, 0));
 }
 
 /// A task number never handed out before (in `1..2^62`).

@@ -315,8 +315,9 @@ mod loom_tests {
     }
 }
 
-/// Models of the heap-level protocols built on the two structures (see `heap::core`,
-/// `place::task`, `place::guard`, `place::thread`): the owner's plain state is a loom
+/// Models, on a copy of the heap, of the placement layer's protocols built on the two
+/// structures (`place::task`, `place::guard`, spare heaps): the owner's plain state is a loom
 /// `UnsafeCell`, so a freer or adopter that is not ordered after every earlier write is reported.
+/// The heap's own protocols are modelled on the real `HeapCore` (`heap::core`'s `loom_models`).
 #[cfg(all(test, loom))]
 mod heap_models;

@@ -42,10 +42,8 @@ use crate::identity::{self, NOBODY};
 use crate::remote::{EscapeRefs, RemoteBlock, RemoteFreeList};
 use crate::shared::{Registration, Shared};
 use crate::stats::{Counters, Kind};
-use core::cell::UnsafeCell;
+use crate::sync::{cell_mut, AtomicBool, AtomicIsize, AtomicU64, CellMut, Mutex, Ordering, UnsafeCell};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
-use parking_lot::Mutex;
 use std::alloc::Layout;
 use std::sync::Arc;
 
@@ -166,16 +164,20 @@ impl HeapCore {
         identity::is_owner_cached(self.owner.load(Ordering::Relaxed))
     }
 
-    /// The owner's plain state.
+    /// The owner's plain state: `&mut LocalState` (see [`CellMut`]).
+    ///
+    /// Under `--cfg loom` the borrow is a guard that keeps loom's write access to `local` open
+    /// while it lives, so callers keep it in a temporary or a binding that ends where the
+    /// `&mut` would end (not across a point where the heap may be freed by someone else).
     ///
     /// # Safety
     /// The caller is the owner ([`is_owner`](Self::is_owner)) or excludes it, and holds no
     /// other reference from this method.
     #[inline]
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn local(&self) -> &mut LocalState {
+    pub(crate) unsafe fn local(&self) -> CellMut<'_, LocalState> {
         // SAFETY: exclusive per the caller's contract.
-        unsafe { &mut *self.local.get() }
+        unsafe { cell_mut(&self.local) }
     }
 
     #[inline]
@@ -356,11 +358,14 @@ impl HeapCore {
             return self.allocate_large(layout, true, counted);
         }
         let class = class_of(layout.size());
-        // SAFETY: owner, per the caller.
-        let local = unsafe { self.local() };
-        let p = match local.arena.alloc(class) {
+        // Two borrows of `local`, one after the other (the first ends with its statement; see
+        // `local` for why not one binding).
+        // SAFETY: owner, per the caller (both borrows).
+        let fast = unsafe { self.local() }.arena.alloc(class);
+        let p = match fast {
             Some(p) => p,
-            None => self.refill(&mut local.arena, class, counted)?,
+            // SAFETY: as above.
+            None => self.refill(&mut unsafe { self.local() }.arena, class, counted)?,
         };
         self.counters().own_alloc(counted);
         Ok(p)
@@ -672,8 +677,6 @@ impl HeapCore {
     pub(crate) unsafe fn release_owner(this: NonNull<HeapCore>) -> Option<ParkedHeap> {
         // SAFETY: live heap per the caller.
         let heap = unsafe { this.as_ref() };
-        // SAFETY: the caller excludes the owner.
-        let local = unsafe { heap.local() };
         // Only the owner writes `owner_handles`, and the caller excludes it: no RMW needed. It
         // keeps its value: until the fold below, `live_handles` on another thread needs it
         // (zeroed first, a guard's `escaped` could count too few in between), and after it
@@ -684,7 +687,10 @@ impl HeapCore {
         // ownership is folded in, the last escapee may free the heap at any moment.
         let escaped = heap.refs.live(handles) > 0;
         if escaped {
-            let chunks = local.arena.chunk_count() + heap.foreign.lock().chunk_count();
+            // The owner's plain state is read here, before the fold below: after it, the last
+            // escapee may free the heap.
+            // SAFETY: the caller excludes the owner.
+            let chunks = unsafe { heap.local() }.arena.chunk_count() + heap.foreign.lock().chunk_count();
             heap.counters().quarantined.store(chunks as u64, Ordering::Relaxed);
             heap.counters().retained.store(true, Ordering::Relaxed);
         }
@@ -795,3 +801,7 @@ impl Drop for ParkedHeap {
         unsafe { HeapCore::destroy(self.0) };
     }
 }
+
+/// Loom models of this heap's protocols, driving the real code (see `crate::sync`).
+#[cfg(all(test, loom))]
+mod loom_models;
