@@ -478,14 +478,23 @@ impl HeapCore {
     }
 
     /// Frees a block from [`allocate`](Self::allocate), for whoever is calling: the owner's
-    /// small-class fast path inline, everything else out of line.
+    /// small-class fast path inline (the owner checked against the cached identities only, so
+    /// that it calls nothing), everything else out of line.
     ///
     /// # Safety
     /// `ptr` came from this heap's `allocate*` with the same `layout`, and is not used again.
     #[inline]
     pub(crate) unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded contract; a small layout's class is the one it was allocated in.
-        if self.is_small(layout) && unsafe { self.try_free_owned_class(ptr, class_of(layout.size()), layout.size()) } {
+        if self.is_small(layout) {
+            // A small layout's class is the one the block was allocated in.
+            let (class, size) = (class_of(layout.size()), layout.size());
+            if self.is_owner_cached() {
+                // SAFETY: we are the owner; the block is ours and unused (caller).
+                unsafe { self.free_class_owned(ptr, class, size) };
+            } else {
+                // SAFETY: forwarded contract.
+                unsafe { self.free_class_checked(ptr, class, size) };
+            }
             return;
         }
         // SAFETY: forwarded contract.
@@ -530,6 +539,25 @@ impl HeapCore {
             // SAFETY: the block is unused and at least 16 bytes, 16-aligned (small class).
             unsafe { self.remote.push(ptr.as_ptr().cast::<RemoteBlock>(), class) };
             self.counters().other_free(counted);
+        }
+    }
+
+    /// Frees a block of `class` (`size` bytes counted) after the full owner check: the owner's
+    /// path (a plain tokio task's own heap, whose identity no thread-local caches), else the
+    /// remote list. Out of line, so that [`deallocate`](Self::deallocate) calls nothing on its
+    /// fast path.
+    ///
+    /// # Safety
+    /// `ptr` is an unused block of `class` of this heap, allocated with `size` counted.
+    #[inline(never)]
+    unsafe fn free_class_checked(&self, ptr: NonNull<u8>, class: usize, size: usize) {
+        if self.is_owner() {
+            // SAFETY: we are the owner; the block is ours and unused (caller).
+            unsafe { self.free_class_owned(ptr, class, size) };
+        } else {
+            // SAFETY: the block is unused and at least 16 bytes, 16-aligned (small class).
+            unsafe { self.remote.push(ptr.as_ptr().cast::<RemoteBlock>(), class) };
+            self.counters().other_free(size);
         }
     }
 
