@@ -183,3 +183,32 @@ fn into_panic_on_a_cancelled_error_panics_clearly() {
     let msg = common::panic_message(|| drop(err.into_panic()));
     assert!(msg.contains("cancelled"), "{msg}");
 }
+
+/// An abort that races the task's first poll (the worker has the task in hand when the abort
+/// lands) still cancels it: a lost abort would leave the task waiting forever, and its join
+/// would run into the timeout.
+#[test]
+fn an_abort_racing_the_first_poll_is_never_lost() {
+    let rt = runtime(1, &SmartAlloc::new(Default::default()));
+    // Keeps the worker awake and taking from the injector, so it often has the victim in hand
+    // just as the abort lands.
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let spinner = rt.spawn(async move {
+        while !s.load(Ordering::Relaxed) {
+            framealloc_runtime::yield_now().await;
+        }
+    });
+    let rounds = if cfg!(miri) { 4 } else { 20_000 };
+    for round in 0..rounds {
+        let h = rt.spawn(std::future::pending::<()>());
+        h.abort();
+        let joined =
+            rt.block_on(async { framealloc_runtime::time::timeout(std::time::Duration::from_secs(10), h).await });
+        let err = joined.unwrap_or_else(|_| panic!("round {round}: the abort was lost")).unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(spinner).unwrap();
+    assert_eq!(rt.metrics().tasks_alive, 0);
+}

@@ -145,11 +145,8 @@ fn run(shared: Arc<Shared>) {
     loop {
         if let Some(task) = st.queue.pop_front() {
             drop(st);
-            if task.metadata().is_aborted() {
-                drop(task);
-            } else {
-                task.run();
-            }
+            // An aborted job is cancelled by its own poll, before the closure runs.
+            task.run();
             st = pool.state.lock();
             continue;
         }

@@ -193,12 +193,6 @@ impl Worker {
 
     #[inline]
     fn poll(&self, task: Task) {
-        if task.metadata().is_aborted() {
-            // Dropping the runnable drops the future (inside the task's context) and tells the
-            // `JoinHandle` the task was cancelled.
-            drop(task);
-            return;
-        }
         self.stats().polls.bump();
         crate::coop::with_budget(|| task.run());
     }

@@ -95,9 +95,10 @@ impl<T> Future for JoinHandle<T> {
         // The output is taken: the task reference goes now, not when the handle drops.
         self.task = None;
         Poll::Ready(match out {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(payload)) => Err(JoinError { id, repr: Repr::Panic(Mutex::new(payload)) }),
-            None => Err(JoinError { id, repr: Repr::Cancelled }),
+            Some(Outcome::Done(v)) => Ok(v),
+            Some(Outcome::Panicked(payload)) => Err(JoinError { id, repr: Repr::Panic(Mutex::new(payload)) }),
+            // Aborted (`Cancelled`), or closed by the runtime's shutdown (`None`).
+            Some(Outcome::Cancelled) | None => Err(JoinError { id, repr: Repr::Cancelled }),
         })
     }
 }

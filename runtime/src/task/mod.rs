@@ -17,7 +17,16 @@
 // output sees the heap gone.
 //
 // A panic in the future is caught in the wrapper and becomes the task's output
-// (`Err(payload)`, a `JoinError` for whoever joins), so it never unwinds into a worker.
+// (`Outcome::Panicked`, a `JoinError` for whoever joins), so it never unwinds into a worker.
+//
+// Abort is a flag in the header and a wake-up. The wrapper checks the flag at the start of
+// every poll, after async-task has marked the task running, and then cancels the task in
+// place (`Outcome::Cancelled`) instead of polling its future. Checking it any earlier (in the
+// scheduler, before `Runnable::run`) would lose an abort that lands between that check and
+// the run: its wake-up finds the task still scheduled and is absorbed, and once the poll
+// returns `Pending` nothing queues the task again. Checked inside the poll, the abort is
+// either seen there (its wake-up's state change came before the run's, which acquires it)
+// or its wake-up came during the poll, and async-task schedules the task once more.
 //
 // The task layer knows its runtime only as the header's `Arc<Shared>`: the schedule hook
 // and the registry live there.
@@ -45,8 +54,15 @@ pub use crate::coop::consume_budget;
 /// A panic's payload, as `std::panic::catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
-/// What a task's future produces: its output, or the payload of its panic.
-pub(crate) type Outcome<T> = Result<T, Payload>;
+/// How a task ended, as its `JoinHandle` receives it.
+pub(crate) enum Outcome<T> {
+    /// The future completed with this output.
+    Done(T),
+    /// The future panicked with this payload.
+    Panicked(Payload),
+    /// The task was aborted before the future completed.
+    Cancelled,
+}
 
 /// The runnable half of a task, as the scheduler queues it.
 pub(crate) type Task = Runnable<Header>;
@@ -70,9 +86,9 @@ impl Header {
         Id(self.id)
     }
 
-    /// `true` once the task was aborted: the scheduler drops it instead of polling it.
+    /// `true` once the task was aborted: its next poll cancels it instead of polling it.
     #[inline]
-    pub(crate) fn is_aborted(&self) -> bool {
+    fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
     }
 
@@ -81,9 +97,9 @@ impl Header {
         self.finished.load(Ordering::Acquire)
     }
 
-    /// Marks the task aborted and wakes it with `waker` (one of its own), so that the scheduler
-    /// drops it at its next turn: at once if it is idle, after the current poll if it is
-    /// running. Waking a task that has completed does nothing.
+    /// Marks the task aborted and wakes it with `waker` (one of its own), so that its next poll
+    /// cancels it (see the module comment): at once if it is idle, after the current poll if
+    /// it is running. Waking a task that has completed does nothing.
     pub(crate) fn abort(&self, waker: &std::task::Waker) {
         self.aborted.store(true, Ordering::Release);
         waker.wake_by_ref();
@@ -140,19 +156,22 @@ pin_project! {
 
     impl<F> PinnedDrop for TaskFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Aborted, shut down, or never polled: drop the future as the task. A panic in its
-            // drop is swallowed: there is nobody to give it to (async-task would abort).
-            // (A future that completed was dropped, and its task finished, in `poll`.)
+            // Shut down, or never polled: drop the future as the task. (A future that
+            // completed or was aborted was dropped, and its task finished, in `poll`.)
             let this = this.project();
-            let mut future = this.future;
-            if future.is_some() {
-                let ctx = this.ctx;
-                let _ = catch_unwind(AssertUnwindSafe(|| ctx.enter(|| future.set(None))));
-                ctx.release();
-                finish(this.header.get(), *this.shard, *this.key);
+            if this.future.is_some() {
+                cancel(this.future, this.ctx, this.header.get(), *this.shard, *this.key);
             }
         }
     }
+}
+
+/// Drops a task's future as the task, releases its heap and finishes it. A panic in the
+/// future's drop is swallowed: there is nobody to give it to (async-task would abort).
+fn cancel<F>(mut future: Pin<&mut Option<F>>, ctx: &mut TaskContext, header: &Header, shard: u32, key: usize) {
+    let _ = catch_unwind(AssertUnwindSafe(|| ctx.enter(|| future.set(None))));
+    ctx.release();
+    finish(header, shard, key);
 }
 
 /// The future is gone: marks the task finished, takes it out of the registry and counts it.
@@ -171,6 +190,11 @@ impl<F: Future> Future for TaskFuture<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let header = this.header.get();
+        if header.is_aborted() {
+            cancel(this.future, this.ctx, header, *this.shard, *this.key);
+            return Poll::Ready(Outcome::Cancelled);
+        }
         let mut future = this.future;
         let out = this.ctx.enter(|| {
             let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -178,16 +202,15 @@ impl<F: Future> Future for TaskFuture<F> {
             }));
             let out = match polled {
                 Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(v)) => Ok(v),
-                Err(payload) => Err(payload),
+                Ok(Poll::Ready(v)) => Outcome::Done(v),
+                Err(payload) => Outcome::Panicked(payload),
             };
             // The task is over: drop its future (and what it still holds) as the task.
             match catch_unwind(AssertUnwindSafe(|| future.set(None))) {
                 Ok(()) => Poll::Ready(out),
-                Err(payload) => Poll::Ready(Err(payload)),
+                Err(payload) => Poll::Ready(Outcome::Panicked(payload)),
             }
         });
-        let header = this.header.get();
         if out.is_ready() {
             // Before async-task publishes the output: the heap is gone when the join sees it.
             this.ctx.release();
