@@ -131,10 +131,11 @@ impl<'s> FrameScope<'s> {
     fn open_bytes(&self) -> u64 {
         let mut total = self.bytes.get();
         let mut p = self.parent.get();
-        // SAFETY: a parent is the scope that was innermost on this arena when its child opened
-        // (`run`); it belongs to a `run` call further up this thread's stack, which restores
-        // the arena's innermost scope only as it ends (returning or unwinding), after every
-        // scope it encloses has ended: so it is alive while its child is.
+        // A parent is the scope that was innermost on this arena when its child opened (`run`);
+        // it belongs to a `run` call further up this thread's stack, which restores the arena's
+        // innermost scope only as it ends (returning or unwinding), after every scope it
+        // encloses has ended.
+        // SAFETY: so a non-null parent is alive while its child is.
         while let Some(s) = unsafe { p.cast::<FrameScope<'_>>().as_ref() } {
             total += s.bytes.get();
             p = s.parent.get();

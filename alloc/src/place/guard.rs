@@ -196,8 +196,8 @@ pub(crate) unsafe fn close(heap: NonNull<HeapCore>, binding: Binding, count_esca
             // SAFETY: the guard's handle, dropped once; the heap is alive until then.
             unsafe { HeapCore::release_handle(heap) };
             if removed {
-                // SAFETY: we run as the owner task and the heap left its slot, so nothing
-                // else uses the owner identity on it and it is released once.
+                // We run as the owner task and the heap left its slot.
+                // SAFETY: so nothing else uses the owner identity on it; released once.
                 unsafe { super::release(heap) };
             }
         }
@@ -220,10 +220,10 @@ pub(crate) unsafe fn close(heap: NonNull<HeapCore>, binding: Binding, count_esca
             // SAFETY: the guard's handle, dropped once; the heap's bias (released next) keeps
             // it alive until then.
             unsafe { HeapCore::release_handle(heap) };
-            // SAFETY: the heap's owner is NOBODY, so no owner identity can touch it; the
-            // holders of its shard's lock, who use its owner state, could only find it in the
-            // registry, which it left under that lock (so their uses happened before this);
-            // and it is released exactly once.
+            // The heap's owner is NOBODY, so no owner identity can touch it; the holders of its
+            // shard's lock, who use its owner state, could only find it in the registry, which
+            // it left under that lock (so their uses happened before this).
+            // SAFETY: so nothing else uses its owner state now; released exactly once.
             unsafe { super::release(heap) };
         }
     }

@@ -189,10 +189,10 @@ impl Drop for TaskSlot {
 #[inline(always)]
 pub(crate) fn with_slot<R>(f: impl FnOnce(Option<&TaskSlot>) -> R) -> R {
     let p = identity::current_slot().cast::<TaskSlot>();
-    // SAFETY: only `TaskContext::enter` enters a task with a slot pointer, a pointer to its
-    // `&mut self`'s slot, restored to the previous value before that borrow ends. We are inside
-    // that `enter` call on this thread (the pointer is non-null only then), and `f` returns
-    // before `enter` can, so the slot outlives the reference.
+    // Only `TaskContext::enter` enters a task with a slot pointer, a pointer to its `&mut self`'s
+    // slot, restored to the previous value before that borrow ends. We are inside that `enter`
+    // call on this thread (the pointer is non-null only then), and `f` returns before `enter`.
+    // SAFETY: so a non-null slot outlives the reference.
     f(unsafe { p.as_ref() })
 }
 
