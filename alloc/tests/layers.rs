@@ -59,7 +59,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The code lines of a file, with their numbers: up to its unit-test module, without comments.
 fn code_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, String)> = Vec::new();
     let mut lines = text.lines().enumerate().peekable();
     while let Some((n, line)) = lines.next() {
         let t = line.trim_start();
@@ -78,55 +78,59 @@ fn code_lines(text: &str) -> Vec<(usize, String)> {
             Some(i) => &line[..i],
             None => line,
         };
-        out.push((n + 1, code.to_string()));
+        // A `use` statement spread over lines (a long group) is read as one line, numbered by
+        // its first.
+        match out.last_mut() {
+            Some((_, open)) if is_open_use(open) => open.push_str(code),
+            _ => out.push((n + 1, code.to_string())),
+        }
     }
     out
 }
 
-/// The module paths a code line names after `crate::`, `$crate::` or `super::`.
+/// `true` for the start of a `use` statement that has not ended yet.
+fn is_open_use(code: &str) -> bool {
+    let t = code.trim_start();
+    (t.starts_with("use ") || t.contains(" use ")) && !t.contains(';')
+}
+
+/// The module paths a code line names after `crate::`, `$crate::` or `super::`, groups
+/// (`crate::{a, b::c}`) included.
 fn uses(line: &str, module: &str, reexports: &BTreeMap<String, String>) -> Vec<String> {
     let mut found = Vec::new();
-    for (prefix, base) in [("crate::", None), ("super::", Some(()))] {
+    for (prefix, relative) in [("crate::", false), ("super::", true)] {
         let mut rest = line;
         while let Some(i) = rest.find(prefix) {
             let before = &rest[..i];
-            let after = &rest[i + prefix.len()..];
-            rest = after;
-            // `super::` only as a path start (not the tail of `crate::super::`, which is not Rust).
-            if base.is_some() && before.ends_with("::") {
+            rest = &rest[i + prefix.len()..];
+            // `super::` only as a path start (the second `super` of `super::super::` is not one).
+            if relative && before.ends_with("::") {
                 continue;
             }
-            let path: String = after.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
-            let path = path.trim_end_matches(':');
-            if path.is_empty() || path.starts_with('{') {
-                continue;
+            let paths: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or_default().split(',').map(path_at).collect(),
+                None => vec![path_at(rest)],
+            };
+            for path in paths.into_iter().filter(|p| !p.is_empty()) {
+                // `super` of `heap::core` is `heap`; of `heap/mod.rs` (module `heap`) the root.
+                let full = match module.rsplit_once("::") {
+                    Some((parent, _)) if relative => format!("{parent}::{path}"),
+                    _ => path.to_string(),
+                };
+                let first = full.split("::").next().unwrap_or_default();
+                found.push(reexports.get(first).cloned().unwrap_or(full));
             }
-            let full = if base.is_some() {
-                // `super` of `heap::core` is `heap`; of `heap/mod.rs` (module `heap`) it is the root.
-                let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
-                if parent.is_empty() {
-                    path.to_string()
-                } else {
-                    format!("{parent}::{path}")
-                }
-            } else {
-                path.to_string()
-            };
-            let first = full.split("::").next().unwrap_or_default();
-            let resolved = match reexports.get(first) {
-                Some(m) => m.clone(),
-                None => full,
-            };
-            found.push(resolved);
         }
     }
-    // `use crate::{a, b::c}` groups.
-    if let Some(i) = line.find("crate::{") {
-        let inner = &line[i + "crate::{".len()..];
-        let inner = inner.split('}').next().unwrap_or_default();
-        found.extend(inner.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()));
-    }
     found
+}
+
+/// The path at the start of `text` (`heap::core` of `heap::core::HeapCore;` without the last
+/// `::`), empty for a glob or a group.
+fn path_at(text: &str) -> &str {
+    let text = text.trim_start();
+    let end = text.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(text.len());
+    text[..end].trim_end_matches(':')
 }
 
 /// `Name -> module` for every `pub use module::...::Name` (or `{A, B}`) in `lib.rs`.
@@ -208,8 +212,13 @@ fn the_checker_sees_uses_through_every_form() {
     assert_eq!(uses("use super::core::HeapCore;", "heap::slot", &re), ["heap::core::HeapCore"]);
     assert_eq!(uses("use super::*;", "heap", &re), Vec::<String>::new());
     assert_eq!(uses("use crate::{error, stats::Kind};", "x", &re), ["error", "stats::Kind"]);
+    assert_eq!(uses("use super::{blocks, class::X};", "heap::core", &re), ["heap::blocks", "heap::class::X"]);
+    assert_eq!(uses("use super::{a, b};", "heap", &re), ["a", "b"]);
     let lines = code_lines("a\n// crate::x\nb // crate::y\n#[cfg(test)]\nmod tests {\ncrate::z\n}");
     assert_eq!(lines, [(1, "a".to_string()), (3, "b ".to_string())]);
+    let group = code_lines("use crate::{\n    error,\n    stats::Kind,\n};\nx");
+    assert_eq!(group.len(), 2);
+    assert_eq!((group[0].0, uses(&group[0].1, "x", &re)), (1, vec!["error".to_string(), "stats::Kind".to_string()]));
     let table = layer_table("//! | 0 | `a` `b::c` | x |\n//! | 2 | `b` | y |");
     assert_eq!(table, [(0, "a".to_string()), (0, "b::c".to_string()), (2, "b".to_string())]);
     assert_eq!(unit_of(&table, "b::c::d").map(|r| r.0), Some(0));
