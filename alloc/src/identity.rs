@@ -57,11 +57,16 @@ struct Context {
     thread: Cell<u64>,
 }
 
+impl Context {
+    /// A thread's context before anything ran on it.
+    const fn new() -> Self {
+        Self { fast: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) }
+    }
+}
+
 #[cfg(not(loom))]
 thread_local! {
-    static CONTEXT: Context = const {
-        Context { fast: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) }
-    };
+    static CONTEXT: Context = const { Context::new() };
 }
 
 // Under loom the model's threads are not OS threads: a std thread-local would be shared by
@@ -70,8 +75,7 @@ thread_local! {
 // statics: an identity is still used once, which is all the models rely on.)
 #[cfg(loom)]
 loom::thread_local! {
-    static CONTEXT: Context =
-        Context { fast: Cell::new(0), slot: Cell::new(core::ptr::null()), thread: Cell::new(0) };
+    static CONTEXT: Context = Context::new();
 }
 
 type Source = fn() -> Option<NonZeroU64>;
