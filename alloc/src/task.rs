@@ -12,7 +12,7 @@
 //! path. Handles borrow the `TaskAlloc`, so none outlives it.
 
 use crate::error::{fail, AllocError};
-use crate::heap::HeapCore;
+use crate::heap::{placed, HeapCore};
 use crate::identity;
 use crate::place::{self, AllocHandle};
 use core::fmt;
@@ -20,6 +20,7 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
+use std::alloc::Layout;
 
 pub use crate::vec::task::TaskVec;
 
@@ -122,10 +123,10 @@ impl TaskAlloc {
     /// memory (see [`AllocError`]).
     #[inline]
     pub fn try_alloc_box<T>(&self, value: T) -> Result<TaskBox<'_, T>, AllocError> {
-        let ptr = self.heap().allocate_typed::<T>()?;
+        let ptr = allocate_box::<T>(self.heap())?;
         // SAFETY: `ptr` is valid for a `T` (fresh block, or dangling for a zero-sized `T`).
         unsafe { ptr.as_ptr().write(value) };
-        Ok(TaskBox { ptr, heap: self.heap(), _owns: PhantomData })
+        Ok(TaskBox { ptr, _owns: PhantomData })
     }
 
     /// Moves `value` into the heap.
@@ -137,13 +138,13 @@ impl TaskAlloc {
     #[track_caller]
     pub fn alloc_box<T>(&self, value: T) -> TaskBox<'_, T> {
         // Allocate first and write once: the value is not moved through a `Result`.
-        let ptr = match self.heap().allocate_typed::<T>() {
+        let ptr = match allocate_box::<T>(self.heap()) {
             Ok(p) => p,
             Err(e) => fail(e),
         };
         // SAFETY: `ptr` is valid for a `T` (fresh block, or dangling for a zero-sized `T`).
         unsafe { ptr.as_ptr().write(value) };
-        TaskBox { ptr, heap: self.heap(), _owns: PhantomData }
+        TaskBox { ptr, _owns: PhantomData }
     }
 
     /// Allocates first, then stores `f()` straight into the block: no copy of a large value
@@ -155,12 +156,12 @@ impl TaskAlloc {
     #[inline]
     #[track_caller]
     pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> TaskBox<'_, T> {
-        let ptr = match self.heap().allocate_typed::<T>() {
+        let ptr = match allocate_box::<T>(self.heap()) {
             Ok(p) => p,
             Err(e) => fail(e),
         };
         // SAFETY: a fresh block of this heap for a `T`.
-        unsafe { self.fill_with(ptr, f) }
+        unsafe { fill_with(ptr, f) }
     }
 
     /// Allocates first, then stores `f()` straight into the block, as
@@ -173,24 +174,9 @@ impl TaskAlloc {
     /// If `f` panics (the block is freed first).
     #[inline]
     pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<TaskBox<'_, T>, AllocError> {
-        let ptr = self.heap().allocate_typed::<T>()?;
+        let ptr = allocate_box::<T>(self.heap())?;
         // SAFETY: a fresh block of this heap for a `T`.
-        Ok(unsafe { self.fill_with(ptr, f) })
-    }
-
-    /// Stores `f()` in `ptr` and boxes it; frees the block if `f` unwinds.
-    ///
-    /// # Safety
-    /// `ptr` comes from this heap's `allocate_typed::<T>()` and is not used by anything else.
-    #[inline(always)]
-    unsafe fn fill_with<T>(&self, ptr: NonNull<T>, f: impl FnOnce() -> T) -> TaskBox<'_, T> {
-        let heap = self.heap();
-        // SAFETY: the block is unused until `f` returns; freed once if `f` unwinds.
-        let unwind = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
-        // SAFETY: `ptr` is valid for a `T` (caller).
-        unsafe { ptr.as_ptr().write(f()) };
-        core::mem::forget(unwind);
-        TaskBox { ptr, heap, _owns: PhantomData }
+        Ok(unsafe { fill_with(ptr, f) })
     }
 
     /// An empty vector in the heap; it allocates when it grows.
@@ -266,12 +252,76 @@ impl fmt::Debug for TaskAlloc {
 
 /// A value in a [`TaskAlloc`]'s heap; freed when dropped.
 ///
+/// One pointer, like a `Box` (`size_of::<TaskBox<T>>() == size_of::<usize>()`): the heap is
+/// found from the value's address when it is freed or cloned, and the borrow of the
+/// `TaskAlloc` keeps that heap alive meanwhile.
+///
 /// Compares, hashes, borrows and formats as its value does, like `Box`; clones go to the same
 /// heap ([`try_clone`](Self::try_clone)).
+///
+/// ```
+/// # mod framealloc { pub use framealloc_alloc::*; }
+/// let alloc = framealloc::SmartAlloc::default();
+/// let task = framealloc::TaskAlloc::new(&alloc);
+/// let b = task.alloc_box([7u8; 64]);
+/// assert_eq!(std::mem::size_of_val(&b), std::mem::size_of::<usize>());
+/// assert_eq!(b[63], 7);
+/// ```
 pub struct TaskBox<'a, T> {
     ptr: NonNull<T>,
-    heap: &'a HeapCore,
-    _owns: PhantomData<T>,
+    /// Owns a `T`; borrows the `TaskAlloc` whose heap holds it.
+    _owns: PhantomData<(T, &'a HeapCore)>,
+}
+
+/// A block for a `T` in `heap` that [`free_box`] finds the heap of again: a size-class block
+/// (its granule names the heap) or, for a layout no heap serves from a class, a framed one
+/// (see `heap::placed`). Dangling for a zero-sized `T`.
+#[inline(always)]
+fn allocate_box<T>(heap: &HeapCore) -> Result<NonNull<T>, AllocError> {
+    let layout = Layout::new::<T>();
+    if placed::in_class(layout) {
+        heap.allocate_typed::<T>()
+    } else {
+        placed::allocate(NonNull::from(heap), layout).map(NonNull::cast)
+    }
+}
+
+/// Frees a block from [`allocate_box`], found in its heap by its address.
+///
+/// # Safety
+/// `ptr` came from `allocate_box::<T>`, is not used again, and its heap is alive (the box's
+/// borrow of the `TaskAlloc` keeps it).
+#[inline(always)]
+unsafe fn free_box<T>(ptr: NonNull<T>) {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return; // dangling: no block, no heap
+    }
+    // SAFETY: per the caller; `heap_of` reads what `allocate_box` placed (a class block's
+    // granule, or a framed block's prefix) for the same layout.
+    unsafe {
+        let heap = placed::heap_of(ptr.cast(), layout);
+        if placed::in_class(layout) {
+            heap.as_ref().deallocate_typed(ptr);
+        } else {
+            placed::deallocate(heap, ptr.cast(), layout);
+        }
+    }
+}
+
+/// Stores `f()` in `ptr` and boxes it; frees the block if `f` unwinds.
+///
+/// # Safety
+/// `ptr` comes from `allocate_box::<T>()` on a heap that lives for `'a`, and is not used by
+/// anything else.
+#[inline(always)]
+unsafe fn fill_with<'a, T>(ptr: NonNull<T>, f: impl FnOnce() -> T) -> TaskBox<'a, T> {
+    // SAFETY: the block is unused until `f` returns; freed once if `f` unwinds.
+    let unwind = crate::defer::Defer::new(|| unsafe { free_box(ptr) });
+    // SAFETY: `ptr` is valid for a `T` (caller).
+    unsafe { ptr.as_ptr().write(f()) };
+    core::mem::forget(unwind);
+    TaskBox { ptr, _owns: PhantomData }
 }
 
 // SAFETY: owns a `T` like `Box<T>`; the heap reference is `Sync` and frees from any thread are
@@ -288,7 +338,7 @@ impl<'a, T> TaskBox<'a, T> {
         // `this` is not dropped.
         unsafe {
             let v = this.ptr.as_ptr().read();
-            this.heap.deallocate_typed(this.ptr);
+            free_box(this.ptr);
             v
         }
     }
@@ -297,13 +347,13 @@ impl<'a, T> TaskBox<'a, T> {
 impl<T> Drop for TaskBox<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        let (heap, ptr) = (self.heap, self.ptr);
+        let ptr = self.ptr;
         if !core::mem::needs_drop::<T>() {
             // SAFETY: nothing to drop; the block is freed once.
-            return unsafe { heap.deallocate_typed(ptr) };
+            return unsafe { free_box(ptr) };
         }
         // SAFETY: we own the block; freed once, even if `T::drop` panics.
-        let _free = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
+        let _free = crate::defer::Defer::new(|| unsafe { free_box(ptr) });
         // SAFETY: we own the initialised value; dropped once.
         unsafe { self.ptr.as_ptr().drop_in_place() };
     }
@@ -340,15 +390,16 @@ impl<'a, T: Clone> TaskBox<'a, T> {
     /// # Panics
     /// If `T::clone` panics (the block is freed first).
     pub fn try_clone(&self) -> Result<Self, AllocError> {
-        let heap = self.heap;
-        let ptr = heap.allocate_typed::<T>()?;
-        // SAFETY: the fresh block is unused until the clone is written; freed once if
-        // `clone` unwinds.
-        let unwind = crate::defer::Defer::new(|| unsafe { heap.deallocate_typed(ptr) });
-        // SAFETY: a fresh block of this heap for a `T` (dangling for a zero-sized `T`).
-        unsafe { ptr.as_ptr().write(T::clone(self)) };
-        core::mem::forget(unwind);
-        Ok(TaskBox { ptr, heap, _owns: PhantomData })
+        let layout = Layout::new::<T>();
+        let ptr = if layout.size() == 0 {
+            NonNull::dangling()
+        } else {
+            // SAFETY: our block came from `allocate_box::<T>` (so `heap_of` finds its heap) and
+            // is live; the borrow of the `TaskAlloc` keeps the heap alive for `'a`.
+            allocate_box::<T>(unsafe { placed::heap_of(self.ptr.cast(), layout).as_ref() })?
+        };
+        // SAFETY: a fresh block from `allocate_box` on a heap that lives for `'a`, unused.
+        Ok(unsafe { fill_with(ptr, || T::clone(self)) })
     }
 }
 

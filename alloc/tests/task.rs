@@ -366,11 +366,19 @@ fn a_quarter_chunk_request_is_a_class_block_above_it_a_system_block() {
     // Budget below one 16 KiB chunk: anything that needs a chunk is refused.
     let alloc = SmartAlloc::new(AllocConfig::default().with_task_heap_budget(8 * 1024));
     let t = TaskAlloc::new(&alloc);
-    let e = t.try_alloc_box([0u8; 4096]).map(drop).unwrap_err();
+    let e = t.try_alloc_vec_with_capacity::<u8>(4096).map(drop).unwrap_err();
     assert!(e.is_task_budget(), "{e}");
     assert_eq!((e.requested(), e.needed()), (4096, 16 * 1024), "4096 bytes take a chunk: {e}");
-    let big = t.try_alloc_box([1u8; 4097]).expect("above a quarter chunk: a block of its own size");
+    let mut big = t.try_alloc_vec_with_capacity::<u8>(4097).expect("above a quarter chunk: a block of its own size");
+    big.resize(4097, 1);
     assert_eq!(big[4096], 1);
+    drop(big);
+    // A `TaskBox` of more than 1 KiB is framed (16 bytes in front name its heap, see
+    // `TaskBox`), so its threshold is 16 bytes lower; the error still names the value's size.
+    let e = t.try_alloc_box([0u8; 4080]).map(drop).unwrap_err();
+    assert_eq!((e.requested(), e.needed()), (4080, 16 * 1024), "4080 + 16 bytes take a chunk: {e}");
+    let b = t.try_alloc_box([1u8; 4081]).expect("above a quarter chunk: a block of its own size");
+    assert_eq!(b[4080], 1);
 }
 
 /// Over several heaps, the high-water mark is at least what they hold together now.
@@ -414,4 +422,32 @@ fn a_budget_error_names_the_heap_and_its_user() {
     assert!(heap.ends_with("(no task)") && heap.contains("in the heap of thread #"), "{other}");
     assert!(user.starts_with("thread #") && !heap.contains(user), "another thread: {other}");
     drop(kept);
+}
+
+/// A `TaskBox` is one pointer and finds its heap from its value's address, wherever the value
+/// lies: a class block, a framed block (over 1 KiB, or aligned above 16) or a block of its own
+/// size. Each is cloned, moved out and dropped on another thread, and every byte comes back.
+#[test]
+fn a_task_box_finds_its_heap_from_its_address_in_every_placement() {
+    #[derive(Clone, PartialEq, Debug)]
+    #[repr(align(64))]
+    struct Aligned([u8; 64]);
+
+    let alloc = SmartAlloc::default();
+    let t = TaskAlloc::new(&alloc);
+    assert_eq!(std::mem::size_of::<TaskBox<'_, [u8; 4096]>>(), std::mem::size_of::<usize>());
+    let small = t.alloc_box([1u8; 48]);
+    let framed = t.alloc_box([2u8; 2000]);
+    let own = t.alloc_with(|| [3u8; 40_000]);
+    let aligned = t.alloc_with(|| Aligned([4; 64]));
+    assert_eq!(core::ptr::from_ref::<Aligned>(&aligned) as usize % 64, 0);
+    let clones = (small.clone(), framed.clone(), own.clone(), aligned.clone());
+    assert_eq!((clones.0[47], clones.1[1999], clones.2[39_999], clones.3 .0[63]), (1, 2, 3, 4));
+    assert_eq!(TaskBox::into_inner(framed.clone())[0], 2);
+    assert_eq!(t.live_bytes(), 2 * (48 + 2000 + 40_000 + 64));
+    std::thread::scope(|s| {
+        s.spawn(move || drop((small, framed, own, aligned)));
+    });
+    drop(clones);
+    assert_eq!(t.live_bytes(), 0);
 }
