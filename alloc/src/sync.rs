@@ -2,9 +2,10 @@
 //! model-checked versions with `RUSTFLAGS="--cfg loom"`.
 //!
 //! Only the protocols that loom tests cover go through this module: the remote free list and
-//! escape count ([`crate::remote`]) and a heap's own state (`heap::core`: its atomics, its
-//! `foreign` arena's lock, and the owner's plain state). Everything else uses `core` atomics
-//! and `parking_lot` directly.
+//! escape count ([`crate::remote`]), a heap's own state (`heap::core`: its atomics, its
+//! `foreign` arena's lock, and the owner's plain state), and the placement layer's shared
+//! state (`place`: the guard registry's shards and the shared list of parked heaps).
+//! Everything else uses `core` atomics and `parking_lot` directly.
 //!
 //! Without `--cfg loom` everything here is a plain re-export or an `#[inline(always)]`
 //! function that is the code it replaces, so the real build is unchanged. Under loom:
@@ -20,10 +21,10 @@
 //!   (or that overlaps it) is reported.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
 pub(crate) use core::cell::UnsafeCell;

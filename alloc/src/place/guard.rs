@@ -23,8 +23,7 @@ use crate::identity::{self, NOBODY};
 use crate::shared::Shared;
 use crate::stats::Kind;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
-use parking_lot::Mutex;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 use std::alloc::Layout;
 use std::collections::BTreeMap;
 
@@ -51,11 +50,23 @@ struct Shard {
 /// The registry, in shards: one global lock made every `pool_*` call under a guard, in every
 /// task and thread, wait for the others' (2 threads each allocating under a guard of their
 /// own: 80-95 ns per `pool_box` made and dropped instead of 63 alone).
+#[cfg(not(loom))]
 static SHARDS: [Shard; SHARD_COUNT] =
     [const { Shard { keys: AtomicUsize::new(0), map: Mutex::new(BTreeMap::new()) } }; SHARD_COUNT];
-const SHARD_COUNT: usize = 64;
 /// Keys in the registry, all told: while it is 0, `pool_*` need not even name its key.
+#[cfg(not(loom))]
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+
+// Under loom the registry's lock and atomics are loom objects, which belong to one model
+// iteration: loom's lazy statics are made afresh in each. Two shards keep the model small.
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref SHARDS: [Shard; SHARD_COUNT] =
+        core::array::from_fn(|_| Shard { keys: AtomicUsize::new(0), map: Mutex::new(BTreeMap::new()) });
+    static ref REGISTERED: AtomicUsize = AtomicUsize::new(0);
+}
+
+const SHARD_COUNT: usize = if cfg!(loom) { 2 } else { 64 };
 
 /// The shard of `key` (keys that share one share its lock).
 fn shard_of(key: (u64, u64)) -> &'static Shard {

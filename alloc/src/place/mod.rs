@@ -11,13 +11,16 @@ pub(crate) mod guard;
 pub(crate) mod task;
 pub(crate) mod thread;
 
+/// Loom models of the placement protocols, driving the real code (see `crate::sync`).
+#[cfg(all(test, loom))]
+mod loom_models;
+
 use crate::heap::{HeapCore, ParkedHeap};
 use crate::shared::{Above, Shared};
 use crate::stats::Kind;
 use core::any::Any;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use parking_lot::Mutex;
+use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Parked task heaps kept for any thread (see [`AllocHandle::push_spare`]): 4 MiB at most

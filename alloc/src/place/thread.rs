@@ -30,8 +30,9 @@ pub(crate) struct ThreadEntry {
 /// Task heaps parked per thread and `SmartAlloc`: a worker running a few hundred short tasks
 /// at once gets all their heaps back without registering or allocating (each parked heap
 /// holds one chunk: 4 MiB at most with the default 16 KiB chunks, the same bound as the chunk
-/// cache, and released under total-budget pressure).
-const PARK_LIMIT: usize = 256;
+/// cache, and released under total-budget pressure). Under loom none: every parked heap
+/// goes to the shared list, the hand-over between threads that the models check.
+const PARK_LIMIT: usize = if cfg!(loom) { 0 } else { 256 };
 
 impl Drop for ThreadEntry {
     fn drop(&mut self) {
@@ -55,9 +56,18 @@ impl Drop for Entries {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static ENTRIES: RefCell<Entries> = const { RefCell::new(Entries(Vec::new())) };
     static LAST: Cell<(u64, *const ThreadEntry)> = const { Cell::new((0, ptr::null())) };
+}
+
+// Per model thread under loom (a std thread-local would be shared by the model's threads and
+// outlive an iteration, see `crate::identity`); dropped when the model thread ends.
+#[cfg(loom)]
+loom::thread_local! {
+    static ENTRIES: RefCell<Entries> = RefCell::new(Entries(Vec::new()));
+    static LAST: Cell<(u64, *const ThreadEntry)> = Cell::new((0, ptr::null()));
 }
 
 /// This thread's entry for `handle`, or `None` during thread teardown.
