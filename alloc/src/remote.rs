@@ -314,10 +314,3 @@ mod loom_tests {
         });
     }
 }
-
-/// Models, on a copy of the heap, of the placement layer's protocols built on the two
-/// structures (`place::task`, `place::guard`, spare heaps): the owner's plain state is a loom
-/// `UnsafeCell`, so a freer or adopter that is not ordered after every earlier write is reported.
-/// The heap's own protocols are modelled on the real `HeapCore` (`heap::core`'s `loom_models`).
-#[cfg(all(test, loom))]
-mod heap_models;

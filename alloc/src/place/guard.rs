@@ -22,8 +22,8 @@ use crate::heap::HeapCore;
 use crate::identity::{self, NOBODY};
 use crate::shared::Shared;
 use crate::stats::Kind;
-use core::ptr::NonNull;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
+use core::ptr::NonNull;
 use std::alloc::Layout;
 use std::collections::BTreeMap;
 

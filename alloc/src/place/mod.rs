@@ -18,9 +18,9 @@ mod loom_models;
 use crate::heap::{HeapCore, ParkedHeap};
 use crate::shared::{Above, Shared};
 use crate::stats::Kind;
+use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 use core::any::Any;
 use core::ptr::NonNull;
-use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Parked task heaps kept for any thread (see [`AllocHandle::push_spare`]): 4 MiB at most

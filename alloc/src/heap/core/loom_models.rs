@@ -7,6 +7,10 @@
 //! An access to `local` (or to `foreign` outside its lock) that is not ordered after the
 //! previous one fails the model.
 //!
+//! The protocols above the heap (a guard's end read by its task, the guard registry's lock
+//! standing in for an owner, parked heaps adopted across threads) are modelled on the real
+//! placement code in `place`'s `loom_models`.
+//!
 //! A block's contents are not loom-tracked memory, so where a model needs to see that a
 //! block's reuse is ordered after its last use, it keeps a loom cell inside the block, 16
 //! bytes in (the allocator writes only the first 16 bytes of a free block: its list link).
