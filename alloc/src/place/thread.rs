@@ -30,9 +30,8 @@ pub(crate) struct ThreadEntry {
 /// Task heaps parked per thread and `SmartAlloc`: a worker running a few hundred short tasks
 /// at once gets all their heaps back without registering or allocating (each parked heap
 /// holds one chunk: 4 MiB at most with the default 16 KiB chunks, the same bound as the chunk
-/// cache, and released under total-budget pressure). Under loom none: every parked heap
-/// goes to the shared list, the hand-over between threads that the models check.
-const PARK_LIMIT: usize = if cfg!(loom) { 0 } else { 256 };
+/// cache, and released under total-budget pressure).
+const PARK_LIMIT: usize = 256;
 
 impl Drop for ThreadEntry {
     fn drop(&mut self) {
@@ -209,10 +208,12 @@ pub(crate) fn park(heap: ParkedHeap) {
     }
 }
 
-/// Moves `heap` onto `entry`'s parked list unless that is full (or busy).
+/// Moves `heap` onto `entry`'s parked list unless that is full (or busy). Never under loom:
+/// every parked heap goes to the shared list, the hand-over between threads that the
+/// models check.
 fn push_parked(entry: NonNull<ThreadEntry>, heap: &mut Option<ParkedHeap>) {
     with_parked(entry, |p| {
-        if p.len() < PARK_LIMIT {
+        if !cfg!(loom) && p.len() < PARK_LIMIT {
             p.extend(heap.take());
         }
     });
