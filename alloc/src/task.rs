@@ -324,8 +324,8 @@ unsafe fn fill_with<'a, T>(ptr: NonNull<T>, f: impl FnOnce() -> T) -> TaskBox<'a
     TaskBox { ptr, _owns: PhantomData }
 }
 
-// SAFETY: owns a `T` like `Box<T>`; the heap reference is `Sync` and frees from any thread are
-// handled by the heap's protocol.
+// SAFETY: owns a `T` like `Box<T>`; its heap (found from the block, borrowed through the
+// `TaskAlloc`) is `Sync`, and frees from any thread are handled by the heap's protocol.
 unsafe impl<T: Send> Send for TaskBox<'_, T> {}
 // SAFETY: `&TaskBox<T>` only gives `&T`.
 unsafe impl<T: Sync> Sync for TaskBox<'_, T> {}
