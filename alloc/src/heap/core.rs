@@ -832,4 +832,4 @@ impl Drop for ParkedHeap {
 
 /// Loom models of this heap's protocols, driving the real code (see `crate::sync`).
 #[cfg(all(test, loom))]
-mod loom_models;
+pub(crate) mod loom_models;

@@ -23,6 +23,7 @@ use super::task::TaskContext;
 use super::{target, AllocHandle};
 use crate::config::AllocConfig;
 use crate::heap::class::BLOCK_ALIGN;
+use crate::heap::core::loom_models::Block;
 use crate::heap::placed;
 use crate::heap::HeapCore;
 use crate::shared::Shared;
@@ -59,55 +60,6 @@ struct Heap(NonNull<HeapCore>);
 
 // SAFETY: `HeapCore` is `Send + Sync`; each model uses the pointer under the protocol it checks.
 unsafe impl Send for Heap {}
-
-/// A block's address, to hand to another model thread.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Block(usize);
-
-impl Block {
-    fn of(p: NonNull<u8>) -> Self {
-        Self(p.as_ptr() as usize)
-    }
-
-    fn ptr(self) -> NonNull<u8> {
-        NonNull::new(self.0 as *mut u8).expect("a block")
-    }
-
-    fn cell(self) -> *mut loom::cell::UnsafeCell<u64> {
-        (self.0 + 16) as *mut loom::cell::UnsafeCell<u64>
-    }
-
-    /// Puts a loom-tracked value in the block (untracked itself: the block's first use).
-    ///
-    /// # Safety
-    /// The block is a live block of `layout()`, used by the caller alone, with no value.
-    unsafe fn put(self, v: u64) {
-        // SAFETY: per the caller; 16-aligned, and the cell fits in the block.
-        unsafe { self.cell().write(loom::cell::UnsafeCell::new(v)) }
-    }
-
-    /// Writes the value: loom checks this is ordered after every earlier access.
-    ///
-    /// # Safety
-    /// [`put`](Self::put) ran and [`take`](Self::take) did not; the block's memory is live.
-    unsafe fn write(self, v: u64) {
-        // SAFETY: per the caller; loom tracks the access itself.
-        unsafe { (*self.cell()).with_mut(|x| *x = v) }
-    }
-
-    /// Drops the value, after loom checked a read of it; returns it.
-    ///
-    /// # Safety
-    /// As for [`write`](Self::write); the value is not used again.
-    unsafe fn take(self) -> u64 {
-        // SAFETY: per the caller; loom tracks the read.
-        unsafe {
-            let v = (*self.cell()).with(|x| *x);
-            core::ptr::drop_in_place(self.cell());
-            v
-        }
-    }
-}
 
 /// A `pool_box` in the running task: its heap (`target`, a handle counted) and a block there.
 fn task_pool_box(handle: &Arc<AllocHandle>) -> Block {

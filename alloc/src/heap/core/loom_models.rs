@@ -52,16 +52,16 @@ impl Heap {
     }
 }
 
-/// A block's address, to hand to another model thread.
+/// A block's address, to hand to another model thread (also used by `place`'s models).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Block(usize);
+pub(crate) struct Block(usize);
 
 impl Block {
-    fn of(p: NonNull<u8>) -> Self {
+    pub(crate) fn of(p: NonNull<u8>) -> Self {
         Self(p.as_ptr() as usize)
     }
 
-    fn ptr(self) -> NonNull<u8> {
+    pub(crate) fn ptr(self) -> NonNull<u8> {
         NonNull::new(self.0 as *mut u8).expect("a block")
     }
 
@@ -74,7 +74,7 @@ impl Block {
     ///
     /// # Safety
     /// The block is a live block of at least 64 bytes, used by the caller alone, with no value.
-    unsafe fn put(self, v: u64) {
+    pub(crate) unsafe fn put(self, v: u64) {
         // SAFETY: per the caller; 16-aligned.
         unsafe { self.cell().write(loom::cell::UnsafeCell::new(v)) }
     }
@@ -83,7 +83,7 @@ impl Block {
     ///
     /// # Safety
     /// [`put`](Self::put) ran and [`take`](Self::take) did not; the block's memory is live.
-    unsafe fn write(self, v: u64) {
+    pub(crate) unsafe fn write(self, v: u64) {
         // SAFETY: per the caller; loom tracks the access itself.
         unsafe { (*self.cell()).with_mut(|x| *x = v) }
     }
@@ -92,7 +92,7 @@ impl Block {
     ///
     /// # Safety
     /// As for [`write`](Self::write).
-    unsafe fn read(self) -> u64 {
+    pub(crate) unsafe fn read(self) -> u64 {
         // SAFETY: per the caller; loom tracks the access itself.
         unsafe { (*self.cell()).with(|x| *x) }
     }
@@ -101,7 +101,7 @@ impl Block {
     ///
     /// # Safety
     /// As for [`write`](Self::write); the value is not used again.
-    unsafe fn take(self) -> u64 {
+    pub(crate) unsafe fn take(self) -> u64 {
         // SAFETY: per the caller.
         unsafe {
             let v = self.read();
